@@ -1,0 +1,55 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/harness"
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "re-check a stored run directory or a history.jsonl file",
+		ArgsUsage: "PATH",
+		Description: "Reads the history, runs every checker and prints the verdict with its explanations.\n" +
+			"Exit code: 0 valid, 1 invalid, 2 unknown, 254 bad usage (e.g. unreadable history).",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of the summary"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return usageError(errors.New("check takes exactly one PATH (a run directory or a history.jsonl)"))
+			}
+			path, err := histories.FindHistory(c.Args().First())
+			if err != nil {
+				return usageError(err)
+			}
+			ops, err := histories.ReadFile(path)
+			if err != nil {
+				if !errors.Is(err, histories.ErrTruncated) {
+					return usageError(err)
+				}
+				fmt.Fprintf(os.Stderr, "warning: %v; checking the %d complete ops before it\n", err, len(ops))
+			}
+			res := checker.Check(ops)
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return cli.Exit(err.Error(), exitCrashed)
+				}
+			} else {
+				fmt.Printf("%s: %d ops\n", path, len(ops))
+				res.WriteSummary(os.Stdout)
+			}
+			return exitWith(harness.ExitCode(res.Valid))
+		},
+	}
+}

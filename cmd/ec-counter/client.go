@@ -1,0 +1,42 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec-counter/ec-counter/harness"
+)
+
+func clientCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "client",
+		Usage: "run one standalone client against a server and print its history as JSON Lines",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "server", Required: true, Usage: "the server's HTTP `HOST:PORT`"},
+			&cli.IntFlag{Name: "requests", Value: 100, Usage: "number of requests"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random requests"},
+			&cli.Float64Flag{Name: "rate", Value: 0, Usage: "requests per second (0: back to back)"},
+			&cli.DurationFlag{Name: "request-timeout", Value: harness.Defaults().RequestTimeout, Usage: "timeout of each request"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usageError(fmt.Errorf("client takes no arguments, got %q", c.Args().Slice()))
+			}
+			if c.Int("requests") < 1 || c.Float64("rate") < 0 || c.Duration("request-timeout") <= 0 {
+				return usageError(errors.New("--requests must be ≥ 1, --rate ≥ 0 and --request-timeout > 0"))
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err := harness.StandaloneClient(ctx, c.String("server"), c.Int("requests"), c.Uint64("seed"), c.Float64("rate"), c.Duration("request-timeout"), os.Stdout)
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("ec-counter client: %v", err), exitCrashed)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,61 @@
+// Command ec-counter runs the ec-counter fault-injection harness and its
+// counter server: see README.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes of DESIGN §3.6.
+const (
+	exitValid   = 0
+	exitInvalid = 1
+	exitUnknown = 2
+	exitUsage   = 254
+	exitCrashed = 255
+)
+
+func main() {
+	app := &cli.App{
+		Name:                 "ec-counter",
+		Usage:                "fault-injection test harness for an eventually-consistent max counter",
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			testCommand(),
+			checkCommand(),
+			nodeCommand(),
+			clientCommand(),
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError(err)
+		},
+	}
+	err := app.Run(os.Args)
+	os.Exit(exitCode(err))
+}
+
+// usageError marks err as bad usage (exit 254).
+func usageError(err error) error {
+	return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitUsage)
+}
+
+// exitCode prints err and maps it to a process exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return exitValid
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(os.Stderr, "ec-counter: %v\n", err)
+	// urfave/cli reports unknown flags and commands as plain errors.
+	return exitUsage
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec-counter/ec-counter/harness"
+)
+
+func testCommand() *cli.Command {
+	d := harness.Defaults()
+	return &cli.Command{
+		Name:  "test",
+		Usage: "run a cluster of real nodes under clients (and faults), check the history, store the run",
+		Description: "Starts --nodes server processes on loopback addresses, runs --clients clients of --requests\n" +
+			"random requests each, waits for convergence, checks the history and stores everything under\n" +
+			"--store. Exit code: 0 valid, 1 invalid, 2 unknown, 254 bad usage, 255 harness failure.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "TOML `FILE` with the same keys as the flags (num_servers and num_clients also accepted); flags override it"},
+			&cli.StringFlag{Name: "name", Value: d.Name, Usage: "test name: runs are stored under STORE/NAME/"},
+			&cli.IntFlag{Name: "nodes", Aliases: []string{"num_servers"}, Value: d.Nodes, Usage: "number of server processes"},
+			&cli.IntFlag{Name: "clients", Aliases: []string{"num_clients"}, Value: d.Clients, Usage: "number of clients; client i talks to node i mod nodes"},
+			&cli.IntFlag{Name: "requests", Value: d.Requests, Usage: "requests per client"},
+			&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "requests per second per client (0: back to back)"},
+			&cli.Uint64Flag{Name: "seed", Usage: "seed of the client operations (random when absent; always printed)"},
+			&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, Usage: "timeout of each client request"},
+			&cli.DurationFlag{Name: "converge-timeout", Value: d.ConvergeTimeout, Usage: "how long nodes may take to agree after the last set"},
+			&cli.StringFlag{Name: "store", Value: d.Store, Usage: "`DIR` where runs are stored"},
+			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
+		},
+		Before: applyConfigFile,
+		Action: runTest,
+	}
+}
+
+func runTest(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usageError(fmt.Errorf("test takes no arguments, got %q", c.Args().Slice()))
+	}
+	cfg := harness.Defaults()
+	cfg.Name = c.String("name")
+	cfg.Nodes = c.Int("nodes")
+	cfg.Clients = c.Int("clients")
+	cfg.Requests = c.Int("requests")
+	cfg.Rate = c.Float64("rate")
+	cfg.Seed, cfg.HasSeed = c.Uint64("seed"), c.IsSet("seed")
+	cfg.RequestTimeout = c.Duration("request-timeout")
+	cfg.ConvergeTimeout = c.Duration("converge-timeout")
+	cfg.Store = c.String("store")
+	cfg.NodeCmd = c.String("node-cmd")
+	if err := cfg.Validate(); err != nil {
+		return usageError(err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := harness.Run(ctx, cfg, os.Stdout)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return cli.Exit("ec-counter: interrupted; nodes stopped", exitCrashed)
+		}
+		return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+	}
+	return exitWith(harness.ExitCode(o.Result.Valid))
+}
+
+// exitWith returns an error carrying code without a message, or nil for 0.
+func exitWith(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return cli.Exit("", code)
+}

@@ -1,0 +1,275 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// request is one planned client request: a get, or a set of Value.
+type request struct {
+	F     string // histories.FGet or histories.FSet
+	Value int64  // the set's argument
+}
+
+// planRequests derives client's requests from the run's seed alone, so a
+// replay sends exactly the same operations whatever the timing. Each request
+// is a get or a set with even odds. Set values are unique within the run (a
+// value's residue modulo clients is the client's id) and follow a rising
+// trend with wide noise, so that, with clients running side by side, sets are
+// often applied and often rejected; now and then a value sits near the
+// limits of int64 (near the minimum at any time, near the maximum only in a
+// client's last requests, since it ends all later raises).
+func planRequests(seed uint64, client, clients, n int) []request {
+	rng := rand.New(rand.NewPCG(seed, uint64(client)+1))
+	c, id := int64(clients), int64(client)
+	used := make(map[int64]bool, n)
+	unique := func(gen func() int64) int64 {
+		for {
+			if v := gen(); !used[v] {
+				used[v] = true
+				return v
+			}
+		}
+	}
+	reqs := make([]request, n)
+	for i := range reqs {
+		if rng.IntN(2) == 0 {
+			reqs[i] = request{F: histories.FGet}
+			continue
+		}
+		var v int64
+		switch r := rng.IntN(100); {
+		case r < 2:
+			v = unique(func() int64 { return math.MinInt64 + rng.Int64N(1000)*c + id })
+		case r < 10 && i >= n*9/10:
+			v = unique(func() int64 { return math.MaxInt64 - rng.Int64N(1000)*c - (c - 1 - id) })
+		default:
+			v = unique(func() int64 { return (1+int64(i)*20+rng.Int64N(200))*c + id })
+		}
+		reqs[i] = request{F: histories.FSet, Value: v}
+	}
+	return reqs
+}
+
+// counterClient talks to one node's HTTP API. It owns its HTTP transport, so
+// clients never share connections or any other state.
+type counterClient struct {
+	base string
+	http *http.Client
+}
+
+func newCounterClient(httpAddr string) *counterClient {
+	return &counterClient{
+		base: "http://" + httpAddr,
+		http: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 1,
+			DisableCompression:  true,
+		}},
+	}
+}
+
+func (c *counterClient) close() { c.http.CloseIdleConnections() }
+
+// setResult is the body of an ok POST /v1/counter.
+type setResult struct {
+	Value   *int64 `json:"value"`
+	Applied *bool  `json:"applied"`
+}
+
+// errNotSent marks a request that definitely never reached the server.
+var errNotSent = errors.New("request not sent")
+
+// errRejected marks a request the server answered with a 4xx: by contract
+// it changed nothing.
+var errRejected = errors.New("request rejected")
+
+func (c *counterClient) get(ctx context.Context) (int64, error) {
+	var body setResult
+	if err := c.do(ctx, http.MethodGet, nil, &body); err != nil {
+		return 0, err
+	}
+	if body.Value == nil {
+		return 0, errors.New("response has no value")
+	}
+	return *body.Value, nil
+}
+
+func (c *counterClient) set(ctx context.Context, v int64) (current int64, applied bool, err error) {
+	var body setResult
+	payload := []byte(`{"value":` + strconv.FormatInt(v, 10) + `}`)
+	if err := c.do(ctx, http.MethodPost, payload, &body); err != nil {
+		return 0, false, err
+	}
+	if body.Value == nil || body.Applied == nil {
+		return 0, false, errors.New("response lacks value or applied")
+	}
+	return *body.Value, *body.Applied, nil
+}
+
+func (c *counterClient) do(ctx context.Context, method string, payload []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1/counter", bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("%w: %v", errNotSent, err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return errors.New("timeout")
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		return fmt.Errorf("%w: HTTP %d %s", errRejected, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("bad response %q: %w", b, err)
+	}
+	return nil
+}
+
+// recorder hands out process ids and appends ops to the history.
+type recorder struct {
+	w    *histories.Writer
+	next atomic.Int64 // the next fresh process id
+}
+
+func (r *recorder) freshProcess() histories.Process {
+	return histories.Process(r.next.Add(1) - 1)
+}
+
+// clientRun is one client: its node, its planned requests and its pacing.
+type clientRun struct {
+	node     string
+	api      *counterClient
+	reqs     []request
+	interval time.Duration // between request starts; 0 means back to back
+	timeout  time.Duration
+}
+
+// run sends the planned requests in order, recording each invoke and its
+// completion. A set whose outcome is unknown ends as info and the client
+// continues as a fresh process, as in Jepsen.
+func (c *clientRun) run(ctx context.Context, rec *recorder, process histories.Process) error {
+	start := time.Now()
+	for i, rq := range c.reqs {
+		if c.interval > 0 {
+			next := start.Add(time.Duration(i) * c.interval)
+			if d := time.Until(next); d > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(d):
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var err error
+		process, err = c.do(ctx, rec, process, rq)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// do performs one request and records it; it returns the process to use
+// for the next request.
+func (c *clientRun) do(ctx context.Context, rec *recorder, process histories.Process, rq request) (histories.Process, error) {
+	inv := histories.Op{Type: histories.Invoke, Process: process, F: rq.F, Node: c.node}
+	if rq.F == histories.FSet {
+		inv.Value = histories.IntValue(rq.Value)
+	}
+	if _, err := rec.w.Append(inv); err != nil {
+		return process, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	done := histories.Op{Process: process, F: rq.F, Node: c.node, Value: inv.Value}
+	var err error
+	switch rq.F {
+	case histories.FSet:
+		var cur int64
+		var applied bool
+		cur, applied, err = c.api.set(rctx, rq.Value)
+		if err == nil {
+			done.Type, done.Applied, done.Current = histories.OK, &applied, &cur
+		}
+	default:
+		var v int64
+		v, err = c.api.get(rctx)
+		if err == nil {
+			done.Type, done.Value = histories.OK, histories.IntValue(v)
+		}
+	}
+	next := process
+	if err != nil {
+		done.Error = err.Error()
+		switch {
+		case rq.F != histories.FSet || errors.Is(err, errNotSent) || errors.Is(err, errRejected):
+			done.Type = histories.Fail // nothing happened
+		default:
+			done.Type = histories.Info // may have happened, or may later
+			next = rec.freshProcess()
+		}
+	}
+	if _, werr := rec.w.Append(done); werr != nil {
+		return next, werr
+	}
+	return next, nil
+}
+
+// StandaloneClient sends requests random requests, planned from seed exactly
+// as the harness's client 0 would, to one server at rate requests per second
+// (0: back to back), and writes its history as JSON Lines to w.
+func StandaloneClient(ctx context.Context, server string, requests int, seed uint64, rate float64, timeout time.Duration, w io.Writer) error {
+	if requests < 1 {
+		return fmt.Errorf("requests must be at least 1, got %d", requests)
+	}
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		return fmt.Errorf("server must be HOST:PORT: %w", err)
+	}
+	rec := &recorder{w: histories.NewWriter(w, time.Now())}
+	rec.next.Store(1)
+	c := &clientRun{node: server, api: newCounterClient(server), reqs: planRequests(seed, 0, 1, requests), interval: intervalOf(rate), timeout: timeout}
+	defer c.api.close()
+	return c.run(ctx, rec, 0)
+}
+
+// intervalOf turns a rate in requests per second into the gap between
+// request starts.
+func intervalOf(rate float64) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second) / rate)
+}

@@ -1,0 +1,267 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultNodeCmd is the node command template used when none is given; the
+// executable is this binary.
+const DefaultNodeCmd = "{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}"
+
+// nodeSpec is everything needed to (re)start one node.
+type nodeSpec struct {
+	Name      string
+	Addrs     nodeAddrs
+	DataDir   string
+	LogPath   string
+	TokenFile string
+	Args      []string
+}
+
+// placeholder matches a {name} in a node command template.
+var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
+
+// expandTemplate splits a command template into words (single and double
+// quotes and backslashes as in a shell) and substitutes the placeholders of
+// DESIGN §3.1 in each word. An unknown {placeholder} is an error, so a typo
+// does not reach the node as a literal.
+func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {
+	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
+		if _, ok := vars[m[1]]; !ok {
+			return nil, fmt.Errorf("node command: unknown placeholder %s (known: {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} {self})", m[0])
+		}
+	}
+	words, err := splitWords(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("node command: %w", err)
+	}
+	if len(words) == 0 {
+		return nil, errors.New("node command is empty")
+	}
+	for i, w := range words {
+		words[i] = placeholder.ReplaceAllStringFunc(w, func(m string) string { return vars[m[1:len(m)-1]] })
+	}
+	return words, nil
+}
+
+// splitWords splits s into words like a POSIX shell would, without any
+// expansion other than quote removal.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote rune
+	escaped := false
+	for _, r := range s {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			} else {
+				cur.WriteRune(r)
+			}
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quote != 0 || escaped {
+		return nil, fmt.Errorf("unterminated quote or escape in %q", s)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// spawner starts processes from one OS thread that stays alive for the
+// whole run: Linux delivers the parent-death signal when the thread that
+// forked a child exits, so starting nodes from arbitrary goroutines could
+// kill them early, and not setting it would let them outlive a SIGKILLed
+// harness.
+type spawner struct {
+	reqs chan spawnReq
+	done chan struct{}
+}
+
+type spawnReq struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+func newSpawner() *spawner {
+	s := &spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		defer close(s.done)
+		for r := range s.reqs {
+			r.err <- r.cmd.Start()
+		}
+	}()
+	return s
+}
+
+func (s *spawner) start(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// Die with the harness, and keep out of the terminal's process group so
+	// that Ctrl-C reaches only the harness, which then stops nodes in order.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Setpgid = true
+	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
+	s.reqs <- r
+	return <-r.err
+}
+
+// close stops the spawner; call it only after every child has exited, since
+// its thread's exit kills the children still running.
+func (s *spawner) close() {
+	close(s.reqs)
+	<-s.done
+}
+
+// process is one running node process.
+type process struct {
+	spec   nodeSpec
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan struct{} // closed when the process has exited
+	err    error         // the exit status, valid once exited is closed
+}
+
+// startProcess starts the node described by spec, appending its stderr and
+// stdout to its log file.
+func startProcess(sp *spawner, spec nodeSpec) (*process, error) {
+	log, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: open log: %w", spec.Name, err)
+	}
+	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := sp.start(cmd); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("node %s: start %q: %w", spec.Name, spec.Args[0], err)
+	}
+	p := &process{spec: spec, cmd: cmd, log: log, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// signal sends sig to the process if it still runs.
+func (p *process) signal(sig syscall.Signal) error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("node %s has exited: %v", p.spec.Name, p.err)
+	default:
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// stop asks the process to exit with SIGTERM, then SIGKILLs it after grace.
+// It returns once the process has exited.
+func (p *process) stop(grace time.Duration) (clean bool) {
+	select {
+	case <-p.exited:
+		return p.err == nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot handle SIGTERM
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.err == nil
+	case <-time.After(grace):
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	return false
+}
+
+// kill SIGKILLs the process and waits for it to exit.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// health is the body of GET /v1/health.
+type health struct {
+	Name    string   `json:"name"`
+	Value   int64    `json:"value"`
+	Members []string `json:"members"`
+}
+
+// getHealth asks a node for its health.
+func getHealth(ctx context.Context, c *http.Client, httpAddr string) (health, error) {
+	var h health
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/health", nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return h, fmt.Errorf("health: %w", err)
+	}
+	return h, nil
+}
+
+// waitReady polls a node until it answers its health check and sees at
+// least wantMembers members alive, the process exits, or ctx ends.
+func waitReady(ctx context.Context, c *http.Client, p *process, wantMembers int) error {
+	var last error
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		h, err := getHealth(hctx, c, p.spec.Addrs.HTTP)
+		cancel()
+		if err == nil {
+			if len(h.Members) >= wantMembers {
+				return nil
+			}
+			err = fmt.Errorf("sees %d of %d members %v", len(h.Members), wantMembers, h.Members)
+		}
+		last = err
+		select {
+		case <-p.exited:
+			return fmt.Errorf("node %s exited during start-up (%v); see %s", p.spec.Name, p.err, p.spec.LogPath)
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not ready: %v", p.spec.Name, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,110 @@
+// Package harness runs one ec-counter test: it starts a cluster of real node
+// processes on loopback addresses, drives clients that record an operation
+// history, waits for convergence, checks the history and stores the run.
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// Config describes one test run. The zero value of a field means its
+// default (see Defaults), except Seed, which is drawn at random when HasSeed
+// is false.
+type Config struct {
+	Name            string        `json:"name"`
+	Nodes           int           `json:"nodes"`
+	Clients         int           `json:"clients"`
+	Requests        int           `json:"requests"` // per client
+	Rate            float64       `json:"rate"`     // requests per second per client; 0: back to back
+	Seed            uint64        `json:"seed"`
+	HasSeed         bool          `json:"-"`
+	RequestTimeout  time.Duration `json:"request_timeout"`
+	ConvergeTimeout time.Duration `json:"converge_timeout"`
+	Store           string        `json:"store"`
+	NodeCmd         string        `json:"node_cmd"`
+	// StopGrace is how long a node has to exit after SIGTERM before SIGKILL.
+	StopGrace time.Duration `json:"stop_grace"`
+	// StartTimeout bounds the wait for every node to be healthy and see the others.
+	StartTimeout time.Duration `json:"start_timeout"`
+}
+
+// Defaults returns the mission's defaults: 3 nodes, 5 clients of 100
+// requests each at 10 requests per second (a client phase of about 10 s).
+func Defaults() Config {
+	return Config{
+		Name:            "ec-counter",
+		Nodes:           3,
+		Clients:         5,
+		Requests:        100,
+		Rate:            10,
+		RequestTimeout:  time.Second,
+		ConvergeTimeout: 10 * time.Second,
+		Store:           "store",
+		NodeCmd:         DefaultNodeCmd,
+		StopGrace:       3 * time.Second,
+		StartTimeout:    20 * time.Second,
+	}
+}
+
+// Validate reports the first unusable setting, in words a user can act on.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := histories.ValidateTestName(c.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Nodes < 1 || c.Nodes > 200 {
+		errs = append(errs, fmt.Errorf("--nodes must be between 1 and 200, got %d", c.Nodes))
+	}
+	if c.Clients < 1 || c.Clients > 10000 {
+		errs = append(errs, fmt.Errorf("--clients must be between 1 and 10000, got %d", c.Clients))
+	}
+	if c.Requests < 1 {
+		errs = append(errs, fmt.Errorf("--requests must be at least 1, got %d", c.Requests))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("--rate must not be negative, got %g", c.Rate))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--request-timeout", c.RequestTimeout}, {"--converge-timeout", c.ConvergeTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.flag, d.v))
+		}
+	}
+	if strings.TrimSpace(c.NodeCmd) == "" {
+		errs = append(errs, errors.New("--node-cmd must not be empty"))
+	}
+	if c.Store == "" {
+		errs = append(errs, errors.New("--store must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// ReplayArgs returns the test command's arguments that reproduce this run:
+// the same seed and every setting that shapes the schedule and operations.
+func (c *Config) ReplayArgs() []string {
+	d := Defaults()
+	args := []string{"test", "--seed", strconv.FormatUint(c.Seed, 10)}
+	add := func(flag, v, def string) {
+		if v != def {
+			args = append(args, flag, v)
+		}
+	}
+	add("--name", c.Name, d.Name)
+	add("--nodes", strconv.Itoa(c.Nodes), strconv.Itoa(d.Nodes))
+	add("--clients", strconv.Itoa(c.Clients), strconv.Itoa(d.Clients))
+	add("--requests", strconv.Itoa(c.Requests), strconv.Itoa(d.Requests))
+	add("--rate", strconv.FormatFloat(c.Rate, 'g', -1, 64), strconv.FormatFloat(d.Rate, 'g', -1, 64))
+	add("--request-timeout", c.RequestTimeout.String(), d.RequestTimeout.String())
+	add("--converge-timeout", c.ConvergeTimeout.String(), d.ConvergeTimeout.String())
+	add("--store", c.Store, d.Store)
+	add("--node-cmd", c.NodeCmd, d.NodeCmd)
+	return args
+}

@@ -1,0 +1,404 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// binaries builds ec-counter and the minimal second node implementation
+// once per test process.
+var binaries = struct {
+	once            sync.Once
+	dir             string
+	ecCounter, mini string
+	err             error
+}{}
+
+func buildBinaries(t *testing.T) (ecCounter, mini string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: starts real clusters; skipped with -short")
+	}
+	binaries.once.Do(func() {
+		binaries.dir, binaries.err = os.MkdirTemp("", "ec-counter-e2e-")
+		if binaries.err != nil {
+			return
+		}
+		binaries.ecCounter = filepath.Join(binaries.dir, "ec-counter")
+		binaries.mini = filepath.Join(binaries.dir, "minimalnode")
+		for _, b := range [][2]string{
+			{binaries.ecCounter, "github.com/ec-counter/ec-counter/cmd/ec-counter"},
+			{binaries.mini, "./testdata/minimalnode"},
+		} {
+			out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+			if err != nil {
+				binaries.err = errors.New("go build " + b[1] + ": " + err.Error() + "\n" + string(out))
+				return
+			}
+		}
+	})
+	if binaries.err != nil {
+		t.Fatal(binaries.err)
+	}
+	return binaries.ecCounter, binaries.mini
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		os.RemoveAll(binaries.dir)
+	}
+	os.Exit(code)
+}
+
+// runCLI runs ec-counter with args and returns its exit code and output.
+func runCLI(t *testing.T, bin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out.String()
+	}
+	t.Fatalf("run %s %v: %v", bin, args, err)
+	return 0, ""
+}
+
+// storedRun is what a test reads back from a run directory.
+type storedRun struct {
+	dir     string
+	ops     []histories.Op
+	results map[string]any
+	record  map[string]any
+}
+
+func readRun(t *testing.T, store string) storedRun {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
+	if err != nil {
+		t.Fatalf("store/latest: %v", err)
+	}
+	r := storedRun{dir: dir}
+	if r.ops, err = histories.ReadFile(filepath.Join(dir, histories.HistoryFile)); err != nil {
+		t.Fatal(err)
+	}
+	for file, dst := range map[string]*map[string]any{histories.ResultsFile: &r.results, histories.RunFile: &r.record} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, dst); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	return r
+}
+
+// countOps counts ops by type and f.
+func countOps(ops []histories.Op) map[string]int {
+	n := map[string]int{}
+	for _, op := range ops {
+		n[string(op.Type)+" "+op.F]++
+	}
+	return n
+}
+
+// nodeProcesses lists the pids of live processes whose command line
+// mentions marker (a run's store path is in every node's arguments).
+func nodeProcesses(t *testing.T, marker string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(marker)) || !bytes.Contains(cmdline, []byte(" node ")) && !bytes.Contains(cmdline, []byte("\x00node\x00")) {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
+			continue // a zombie is dead already
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func TestDefaultRunStoresAValidRun(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	start := time.Now()
+	code, out := runCLI(t, bin, "test", "--store", store)
+	elapsed := time.Since(start)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	t.Logf("default run took %s", elapsed)
+	for _, want := range []string{"seed:", "replay:", "stored:", "VALID"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	r := readRun(t, store)
+	n := countOps(r.ops)
+	if got := n["invoke get"] + n["invoke set"]; got != 500 {
+		t.Errorf("%d get/set invokes, want 500 (5 clients x 100)", got)
+	}
+	completions := n["ok get"] + n["fail get"] + n["info get"] + n["ok set"] + n["fail set"] + n["info set"]
+	if completions != 500 {
+		t.Errorf("%d get/set completions, want 500", completions)
+	}
+	if n["ok final-get"] < 3 {
+		t.Errorf("%d ok final reads, want at least one per node", n["ok final-get"])
+	}
+	if r.results["valid"] != true {
+		t.Errorf("results.json valid = %v, want true", r.results["valid"])
+	}
+	for i, op := range r.ops {
+		if op.Index != int64(i) {
+			t.Fatalf("op %d has index %d: indices must be dense", i, op.Index)
+		}
+		if i > 0 && op.Time < r.ops[i-1].Time {
+			t.Fatalf("op %d goes back in time", i)
+		}
+	}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		if st, err := os.Stat(filepath.Join(r.dir, "nodes", name+".log")); err != nil || st.Size() == 0 {
+			t.Errorf("node log %s missing or empty: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, histories.HarnessLog)); err != nil {
+		t.Error(err)
+	}
+	if r.record["replay"] == nil || r.record["seed"] == nil {
+		t.Errorf("run.json lacks replay or seed: %v", r.record)
+	}
+	if pids := nodeProcesses(t, store); len(pids) > 0 {
+		t.Errorf("node processes left behind: %v", pids)
+	}
+}
+
+func TestLargerClusterPasses(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", store, "--nodes", "5", "--clients", "10", "--rate", "40")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	r := readRun(t, store)
+	n := countOps(r.ops)
+	if got := n["invoke get"] + n["invoke set"]; got != 1000 {
+		t.Errorf("%d invokes, want 1000", got)
+	}
+	nodes := map[string]bool{}
+	for _, op := range r.ops {
+		if op.F == histories.FFinalGet {
+			nodes[op.Node] = true
+		}
+	}
+	if len(nodes) != 5 {
+		t.Errorf("final reads cover %d nodes, want 5", len(nodes))
+	}
+}
+
+// TestCheckRejectsEditedHistory re-checks a stored run, then the same
+// history with one read edited to go down.
+func TestCheckRejectsEditedHistory(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	if code, out := runCLI(t, bin, "test", "--store", store, "--rate", "50", "--seed", "7"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	r := readRun(t, store)
+	if code, out := runCLI(t, bin, "check", r.dir); code != 0 {
+		t.Fatalf("check of a stored valid run: exit %d\n%s", code, out)
+	}
+	// Find a positive ok read after an earlier positive ok read of the same
+	// process, and make it go down to 0... below its predecessor.
+	last := map[histories.Process]int64{}
+	edited := -1
+	for i := range r.ops {
+		op := &r.ops[i]
+		if op.Type != histories.OK || op.F != histories.FGet {
+			continue
+		}
+		v, _ := op.Int()
+		if prev, ok := last[op.Process]; ok && prev > 1 && v >= prev {
+			op.Value = histories.IntValue(prev - 1)
+			edited = i
+			break
+		}
+		last[op.Process] = v
+	}
+	if edited < 0 {
+		t.Fatal("no read to edit")
+	}
+	bad := filepath.Join(t.TempDir(), "history.jsonl")
+	f, err := os.Create(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := histories.Encode(f, r.ops); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	code, out := runCLI(t, bin, "check", bad)
+	if code != 1 {
+		t.Fatalf("check of an edited history: exit %d, want 1\n%s", code, out)
+	}
+	if want := "op " + strconv.Itoa(edited); !strings.Contains(out, want) {
+		t.Errorf("explanation does not name the edited op (%q):\n%s", want, out)
+	}
+}
+
+func TestNodeCmdRunsAnotherImplementation(t *testing.T) {
+	bin, mini := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	tmpl := mini + " -id {name} -listen {http} -peer-http {peer_http} -dir {data_dir}"
+	code, out := runCLI(t, bin, "test", "--store", store, "--rate", "50", "--node-cmd", tmpl)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	r := readRun(t, store)
+	if r.results["valid"] != true {
+		t.Errorf("valid = %v", r.results["valid"])
+	}
+	log, err := os.ReadFile(filepath.Join(r.dir, "nodes", "n1.log"))
+	if err != nil || !strings.Contains(string(log), "minimalnode n1") {
+		t.Errorf("n1 was not run by minimalnode: %v %q", err, log)
+	}
+}
+
+func TestConfigFileAndFlagOverride(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	conf := filepath.Join(dir, "config.toml")
+	os.WriteFile(conf, []byte("num_servers = 2\nnum_clients = 3\nrequests = 20\nrate = 100.0\nname = \"from-file\"\n"), 0o644)
+	code, out := runCLI(t, bin, "test", "--config", conf, "--store", store, "--requests", "10")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	r := readRun(t, store)
+	n := countOps(r.ops)
+	if got := n["invoke get"] + n["invoke set"]; got != 30 {
+		t.Errorf("%d invokes, want 3 clients x 10 requests (flag overrides file)", got)
+	}
+	if !strings.Contains(r.dir, "from-file") {
+		t.Errorf("run stored in %s, want under from-file/", r.dir)
+	}
+	os.WriteFile(conf, []byte("num_servres = 2\n"), 0o644)
+	if code, out := runCLI(t, bin, "test", "--config", conf, "--store", store); code != 254 || !strings.Contains(out, "num_servres") {
+		t.Errorf("unknown key: exit %d, want 254 naming the key:\n%s", code, out)
+	}
+}
+
+func TestBadUsageExits254(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	for _, args := range [][]string{
+		{"test", "--nodes", "0"},
+		{"test", "--nodes", "three"},
+		{"test", "--no-such-flag"},
+		{"test", "--node-cmd", "x {nmae}"},
+		{"check"},
+		{"check", "/no/such/run"},
+		{"no-such-command"},
+	} {
+		if code, out := runCLI(t, bin, append(args, "--store", t.TempDir())...); code != 254 {
+			t.Errorf("%v: exit %d, want 254\n%s", args, code, out)
+		}
+	}
+}
+
+// TestKilledHarnessLeavesNoNodes SIGKILLs the harness mid-run: the nodes'
+// parent-death signal must end them all.
+func TestKilledHarnessLeavesNoNodes(t *testing.T) {
+	testInterruptedHarness(t, syscall.SIGKILL)
+}
+
+// TestInterruptedHarnessStopsNodes sends SIGINT as Ctrl-C does.
+func TestInterruptedHarnessStopsNodes(t *testing.T) {
+	testInterruptedHarness(t, syscall.SIGINT)
+}
+
+func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	cmd := exec.Command(bin, "test", "--store", store, "--requests", "1000")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the client phase runs: the history has ops.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dir, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
+		if err == nil {
+			if st, err := os.Stat(filepath.Join(dir, histories.HistoryFile)); err == nil && st.Size() > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("client phase never started:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(nodeProcesses(t, store)); n != 3 {
+		t.Fatalf("%d node processes running, want 3", n)
+	}
+	cmd.Process.Signal(sig)
+	err := cmd.Wait()
+	if sig == syscall.SIGINT {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 255 {
+			t.Errorf("interrupted harness: %v, want exit 255\n%s", err, out.String())
+		}
+	}
+	deadline = time.Now().Add(2 * time.Second)
+	for {
+		pids := nodeProcesses(t, store)
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node processes still alive 2 s after %v of the harness: %v", sig, pids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The history written so far is intact and readable.
+	r, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := histories.ReadFile(filepath.Join(r, histories.HistoryFile))
+	if err != nil && !errors.Is(err, histories.ErrTruncated) {
+		t.Fatal(err)
+	}
+	if len(ops) == 0 {
+		t.Error("history lost")
+	}
+}

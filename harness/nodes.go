@@ -1,0 +1,194 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// cluster is the set of node processes of one run.
+type cluster struct {
+	specs []nodeSpec
+	sp    *spawner
+	http  *http.Client // for health checks and admin calls
+	token string
+	grace time.Duration
+
+	mu    sync.Mutex
+	procs map[string]*process // by node name; nil entry: not running
+}
+
+// newCluster plans n nodes in the run directory, writes a fresh admin
+// token, and expands the node command template for each node.
+func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, addrs []nodeAddrs) (*cluster, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	tokenBytes := make([]byte, 16)
+	if _, err := rand.Read(tokenBytes); err != nil {
+		return nil, err
+	}
+	token := hex.EncodeToString(tokenBytes)
+	tokenFile, err := filepath.Abs(run.Path("admin-token"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write admin token: %w", err)
+	}
+	c := &cluster{
+		sp:    newSpawner(),
+		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
+		token: token,
+		grace: grace,
+		procs: make(map[string]*process),
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("n%d", i+1)
+		var peers, peerHTTP []string
+		for j, a := range addrs {
+			if j != i {
+				peers = append(peers, a.Gossip)
+				peerHTTP = append(peerHTTP, a.HTTP)
+			}
+		}
+		dataDir, err := filepath.Abs(run.NodeData(name))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, err
+		}
+		args, err := expandTemplate(nodeCmd, map[string]string{
+			"self":             self,
+			"name":             name,
+			"http":             addrs[i].HTTP,
+			"gossip":           addrs[i].Gossip,
+			"peers":            strings.Join(peers, ","),
+			"peer_http":        strings.Join(peerHTTP, ","),
+			"data_dir":         dataDir,
+			"admin_token_file": tokenFile,
+		})
+		if err != nil {
+			c.sp.close()
+			return nil, err
+		}
+		c.specs = append(c.specs, nodeSpec{
+			Name: name, Addrs: addrs[i], DataDir: dataDir,
+			LogPath: run.NodeLog(name), TokenFile: tokenFile, Args: args,
+		})
+	}
+	return c, nil
+}
+
+// names returns the node names in order.
+func (c *cluster) names() []string {
+	out := make([]string, len(c.specs))
+	for i, s := range c.specs {
+		out[i] = s.Name
+	}
+	return out
+}
+
+func (c *cluster) spec(name string) (nodeSpec, bool) {
+	for _, s := range c.specs {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return nodeSpec{}, false
+}
+
+// startNode starts (or restarts) one node's process.
+func (c *cluster) startNode(name string) (*process, error) {
+	s, ok := c.spec(name)
+	if !ok {
+		return nil, fmt.Errorf("no node %q", name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[name]; p != nil {
+		select {
+		case <-p.exited:
+		default:
+			return nil, fmt.Errorf("node %s is already running", name)
+		}
+	}
+	p, err := startProcess(c.sp, s)
+	if err != nil {
+		return nil, err
+	}
+	c.procs[name] = p
+	return p, nil
+}
+
+// proc returns the node's current process, or nil.
+func (c *cluster) proc(name string) *process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[name]
+}
+
+// start starts every node and waits until each is healthy and sees all the
+// others alive.
+func (c *cluster) start(ctx context.Context, timeout time.Duration) error {
+	var procs []*process
+	for _, s := range c.specs {
+		p, err := c.startNode(s.Name)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	errs := make(chan error, len(procs))
+	for _, p := range procs {
+		go func() { errs <- waitReady(ctx, c.http, p, len(c.specs)) }()
+	}
+	var first error
+	for range procs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// stop ends every node (SIGTERM, then SIGKILL after the grace period) and
+// releases the spawner. It returns the nodes that did not exit cleanly.
+func (c *cluster) stop() (unclean []string) {
+	c.mu.Lock()
+	procs := make(map[string]*process, len(c.procs))
+	for k, v := range c.procs {
+		procs[k] = v
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for name, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !p.stop(c.grace) {
+				mu.Lock()
+				unclean = append(unclean, name)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	c.sp.close()
+	c.http.CloseIdleConnections()
+	return unclean
+}

@@ -1,0 +1,421 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// Outcome is what one run produced.
+type Outcome struct {
+	Dir     string         // the run directory
+	Seed    uint64         // the seed used
+	Result  checker.Result // the checkers' verdict
+	Replay  string         // the command that replays this run
+	Timings Timings
+}
+
+// Timings splits a run's wall time into its phases.
+type Timings struct {
+	Startup     time.Duration `json:"startup_ns"`
+	Clients     time.Duration `json:"clients_ns"`
+	Convergence time.Duration `json:"convergence_ns"`
+	Shutdown    time.Duration `json:"shutdown_ns"`
+	Checking    time.Duration `json:"checking_ns"`
+	Total       time.Duration `json:"total_ns"`
+}
+
+// runRecord is run.json.
+type runRecord struct {
+	Name      string               `json:"name"`
+	Seed      uint64               `json:"seed"`
+	Version   string               `json:"version"`
+	Config    Config               `json:"config"`
+	Command   []string             `json:"command"`
+	Replay    string               `json:"replay"`
+	Nodes     map[string]nodeAddrs `json:"nodes"`
+	Start     time.Time            `json:"start"`
+	End       time.Time            `json:"end,omitzero"`
+	Timings   *Timings             `json:"timings,omitempty"`
+	Valid     *checker.Validity    `json:"valid,omitempty"`
+	Error     string               `json:"error,omitempty"`
+	Unclean   []string             `json:"unclean_shutdown,omitempty"`
+	Truncated bool                 `json:"interrupted,omitempty"`
+}
+
+// Run performs one test run as cfg says, printing progress and a summary to
+// out (and to the run's harness.log). It returns an error only when the
+// harness itself failed or was interrupted; an invalid history is a normal
+// Outcome.
+func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.HasSeed {
+		cfg.Seed = rand.Uint64() >> 1 // keep it readable as a signed int too
+	}
+	start := time.Now()
+	run, err := histories.NewRun(cfg.Store, cfg.Name, start)
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(run.Path(histories.HarnessLog))
+	if err != nil {
+		return nil, fmt.Errorf("create harness log: %w", err)
+	}
+	defer logFile.Close()
+	out = io.MultiWriter(out, logFile)
+	r := &runner{cfg: cfg, run: run, out: out, start: start}
+	r.rec = runRecord{
+		Name: cfg.Name, Seed: cfg.Seed, Version: version(), Config: cfg,
+		Command: os.Args, Replay: replayCommand(cfg), Start: start.UTC(),
+	}
+	o, err := r.execute(ctx)
+	r.rec.End = time.Now().UTC()
+	if err != nil {
+		r.rec.Error = err.Error()
+		r.rec.Truncated = ctx.Err() != nil
+		fmt.Fprintf(out, "run failed: %v\nhistory and logs kept in %s\n", err, run.Dir)
+	}
+	if werr := r.writeRecord(); werr != nil && err == nil {
+		err = werr
+	}
+	return o, err
+}
+
+type runner struct {
+	cfg   Config
+	run   histories.Run
+	out   io.Writer
+	start time.Time
+	rec   runRecord
+	mu    sync.Mutex // guards out
+}
+
+func (r *runner) logf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.out, "%7s  ", time.Since(r.start).Round(time.Millisecond))
+	fmt.Fprintf(r.out, format+"\n", args...)
+}
+
+func (r *runner) writeRecord() error {
+	b, err := json.MarshalIndent(&r.rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileSync(r.run.Path(histories.RunFile), append(b, '\n'))
+}
+
+func (r *runner) execute(ctx context.Context) (*Outcome, error) {
+	cfg := r.cfg
+	t := Timings{}
+	r.logf("run %s: seed %d, %d nodes, %d clients x %d requests at %g/s", r.run.Dir, cfg.Seed, cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate)
+
+	addrs, err := allocateAddrs(cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
+	if err != nil {
+		return nil, err
+	}
+	cl, err := newCluster(r.run, cfg.Nodes, cfg.NodeCmd, cfg.StopGrace, addrs)
+	if err != nil {
+		return nil, err
+	}
+	r.rec.Nodes = make(map[string]nodeAddrs)
+	for _, s := range cl.specs {
+		r.rec.Nodes[s.Name] = s.Addrs
+	}
+	if err := r.writeRecord(); err != nil {
+		cl.stop()
+		return nil, err
+	}
+	stopped := false
+	stopCluster := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if unclean := cl.stop(); len(unclean) > 0 {
+			sort.Strings(unclean)
+			r.rec.Unclean = unclean
+			r.logf("nodes that did not exit cleanly on SIGTERM: %s", strings.Join(unclean, ", "))
+		}
+	}
+	defer stopCluster() // also on panic: never leave a node behind
+
+	histFile, err := os.OpenFile(r.run.Path(histories.HistoryFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create history: %w", err)
+	}
+	defer histFile.Close()
+	rec := &recorder{w: histories.NewWriter(histFile, r.start)}
+	rec.next.Store(int64(cfg.Clients))
+
+	phase := time.Now()
+	if err := cl.start(ctx, cfg.StartTimeout); err != nil {
+		return nil, fmt.Errorf("start cluster: %w", err)
+	}
+	t.Startup = time.Since(phase)
+	r.logf("cluster up in %s: %s", t.Startup.Round(time.Millisecond), describeNodes(cl))
+
+	phase = time.Now()
+	if err := r.runClients(ctx, cl, rec); err != nil {
+		return nil, err
+	}
+	t.Clients = time.Since(phase)
+	r.logf("client phase done in %s: %d ops recorded", t.Clients.Round(time.Millisecond), rec.w.Len())
+
+	phase = time.Now()
+	converged, err := r.finalReads(ctx, cl, rec)
+	if err != nil {
+		return nil, err
+	}
+	t.Convergence = time.Since(phase)
+	if converged {
+		r.logf("converged in %s", t.Convergence.Round(time.Millisecond))
+	} else {
+		r.logf("NOT converged within %s", cfg.ConvergeTimeout)
+	}
+
+	phase = time.Now()
+	stopCluster()
+	t.Shutdown = time.Since(phase)
+	if err := histFile.Sync(); err != nil {
+		return nil, fmt.Errorf("sync history: %w", err)
+	}
+
+	phase = time.Now()
+	ops, err := histories.ReadFile(r.run.Path(histories.HistoryFile))
+	if err != nil {
+		return nil, fmt.Errorf("read back history: %w", err)
+	}
+	res := checker.Check(ops)
+	if err := writeJSON(r.run.Path(histories.ResultsFile), res); err != nil {
+		return nil, err
+	}
+	t.Checking = time.Since(phase)
+	t.Total = time.Since(r.start)
+	r.rec.Timings = &t
+	r.rec.Valid = &res.Valid
+
+	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t}
+	r.mu.Lock()
+	printSummary(r.out, o)
+	r.mu.Unlock()
+	return o, nil
+}
+
+// runClients runs every client concurrently, client i bound to node i mod N.
+func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) error {
+	names := cl.names()
+	var wg sync.WaitGroup
+	errs := make(chan error, r.cfg.Clients)
+	for i := 0; i < r.cfg.Clients; i++ {
+		s := cl.specs[i%len(names)]
+		c := &clientRun{
+			node:     s.Name,
+			api:      newCounterClient(s.Addrs.HTTP),
+			reqs:     planRequests(r.cfg.Seed, i, r.cfg.Clients, r.cfg.Requests),
+			interval: intervalOf(r.cfg.Rate),
+			timeout:  r.cfg.RequestTimeout,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.api.close()
+			if err := c.run(ctx, rec, histories.Process(i)); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when no client failed
+}
+
+// finalReads polls every node in rounds, recording each read as a
+// final-get, until a round in which all nodes answer the same value, or the
+// convergence timeout passes.
+func (r *runner) finalReads(ctx context.Context, cl *cluster, rec *recorder) (bool, error) {
+	deadline := time.Now().Add(r.cfg.ConvergeTimeout)
+	readers := make([]*clientRun, len(cl.specs))
+	procs := make([]histories.Process, len(cl.specs))
+	for i, s := range cl.specs {
+		readers[i] = &clientRun{node: s.Name, api: newCounterClient(s.Addrs.HTTP), timeout: r.cfg.RequestTimeout}
+		defer readers[i].api.close()
+		procs[i] = rec.freshProcess()
+	}
+	for {
+		values := make([]*int64, len(readers))
+		var wg sync.WaitGroup
+		var werr error
+		var mu sync.Mutex
+		for i, c := range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := c.finalGet(ctx, rec, procs[i])
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					werr = err
+				}
+				values[i] = v
+			}()
+		}
+		wg.Wait()
+		if werr != nil {
+			return false, werr
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if agree(values) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// finalGet reads the node's value once and records it as a final-get. It
+// returns the value, or nil when the read failed.
+func (c *clientRun) finalGet(ctx context.Context, rec *recorder, p histories.Process) (*int64, error) {
+	if _, err := rec.w.Append(histories.Op{Type: histories.Invoke, Process: p, F: histories.FFinalGet, Node: c.node}); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	v, err := c.api.get(rctx)
+	cancel()
+	done := histories.Op{Type: histories.OK, Process: p, F: histories.FFinalGet, Node: c.node}
+	if err != nil {
+		done.Type, done.Error = histories.Fail, err.Error()
+	} else {
+		done.Value = histories.IntValue(v)
+	}
+	if _, werr := rec.w.Append(done); werr != nil {
+		return nil, werr
+	}
+	if err != nil {
+		return nil, nil
+	}
+	return &v, nil
+}
+
+func agree(values []*int64) bool {
+	for _, v := range values {
+		if v == nil || *v != *values[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func describeNodes(cl *cluster) string {
+	parts := make([]string, len(cl.specs))
+	for i, s := range cl.specs {
+		parts[i] = s.Name + "@" + s.Addrs.HTTP
+	}
+	return strings.Join(parts, " ")
+}
+
+// printSummary prints the short readable summary of a finished run.
+func printSummary(w io.Writer, o *Outcome) {
+	fmt.Fprintf(w, "\n")
+	o.Result.WriteSummary(w)
+	fmt.Fprintf(w, "\nseed:    %d\n", o.Seed)
+	fmt.Fprintf(w, "timings: start-up %s, clients %s, convergence %s, checking %s, total %s\n",
+		o.Timings.Startup.Round(time.Millisecond), o.Timings.Clients.Round(time.Millisecond),
+		o.Timings.Convergence.Round(time.Millisecond), o.Timings.Checking.Round(time.Millisecond),
+		o.Timings.Total.Round(time.Millisecond))
+	fmt.Fprintf(w, "stored:  %s\n", o.Dir)
+	fmt.Fprintf(w, "replay:  %s\n", o.Replay)
+	fmt.Fprintf(w, "verdict: %s\n", verdictWord(o.Result.Valid))
+}
+
+func verdictWord(v checker.Validity) string {
+	return strings.ToUpper(v.String())
+}
+
+// replayCommand renders the command line that replays cfg.
+func replayCommand(cfg Config) string {
+	prog := "ec-counter"
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, "go-build") {
+		prog = "go run ./cmd/ec-counter"
+	}
+	args := cfg.ReplayArgs()
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " '\"{}$\\") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return prog + " " + strings.Join(args, " ")
+}
+
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	return writeFileSync(path, append(b, '\n'))
+}
+
+// writeFileSync writes a file and fsyncs it, so a stored run survives a crash.
+func writeFileSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ExitCode maps a verdict to the exit code of DESIGN §3.6.
+func ExitCode(v checker.Validity) int {
+	switch v {
+	case checker.Valid:
+		return 0
+	case checker.Invalid:
+		return 1
+	}
+	return 2
+}

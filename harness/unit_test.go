@@ -1,0 +1,109 @@
+package harness
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+func TestPlanRequestsIsSeededAndUnique(t *testing.T) {
+	const clients, n = 5, 1000
+	seen := map[int64]int{}
+	var gets, sets, nearMin, nearMax int
+	for c := 0; c < clients; c++ {
+		a := planRequests(42, c, clients, n)
+		if b := planRequests(42, c, clients, n); !reflect.DeepEqual(a, b) {
+			t.Fatalf("client %d: same seed gave different requests", c)
+		}
+		if b := planRequests(43, c, clients, n); reflect.DeepEqual(a, b) {
+			t.Fatalf("client %d: different seeds gave the same requests", c)
+		}
+		for _, r := range a {
+			if r.F == histories.FGet {
+				gets++
+				continue
+			}
+			sets++
+			if prev, dup := seen[r.Value]; dup {
+				t.Fatalf("value %d set by clients %d and %d", r.Value, prev, c)
+			}
+			seen[r.Value] = c
+			switch {
+			case r.Value < math.MinInt64/2:
+				nearMin++
+			case r.Value > math.MaxInt64/2:
+				nearMax++
+			case r.Value <= 0:
+				t.Fatalf("set of %d: regular values must be positive", r.Value)
+			}
+		}
+	}
+	if gets < n*clients*4/10 || sets < n*clients*4/10 {
+		t.Errorf("gets %d, sets %d: want even odds", gets, sets)
+	}
+	if nearMin == 0 || nearMax == 0 {
+		t.Errorf("near-limit values: %d near min, %d near max; want some of each", nearMin, nearMax)
+	}
+	if nearMax > sets/20 {
+		t.Errorf("%d of %d sets near max: too many, sets would almost all be rejected", nearMax, sets)
+	}
+}
+
+func TestExpandTemplate(t *testing.T) {
+	vars := map[string]string{"name": "n1", "http": "127.0.0.11:8080", "peers": ""}
+	got, err := expandTemplate(`mynode --id {name} --listen "{http}" --peers {peers} --note 'a b' x\ y`, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"mynode", "--id", "n1", "--listen", "127.0.0.11:8080", "--peers", "", "--note", "a b", "x y"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, bad := range []string{"", "mynode {nmae}", `mynode "unterminated`} {
+		if _, err := expandTemplate(bad, vars); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestAllocateAddrsGivesDistinctLoopbackAddresses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	a, err := allocateAddrs(10, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, x := range a {
+		host := strings.Split(x.HTTP, ":")[0]
+		if !strings.HasPrefix(host, "127.") || host == "127.0.0.1" || seen[host] {
+			t.Errorf("bad or repeated address %s", host)
+		}
+		seen[host] = true
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Defaults()
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, mut := range []func(*Config){
+		func(c *Config) { c.Nodes = 0 },
+		func(c *Config) { c.Clients = -1 },
+		func(c *Config) { c.Requests = 0 },
+		func(c *Config) { c.Rate = -1 },
+		func(c *Config) { c.RequestTimeout = 0 },
+		func(c *Config) { c.Name = "../x" },
+		func(c *Config) { c.NodeCmd = " " },
+	} {
+		c := Defaults()
+		mut(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: want an error", c)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Default tuning, chosen for clusters on one machine's loopback interface:
+// a new value reaches every node in well under a second.
+const (
+	DefaultGossipInterval   = 30 * time.Millisecond
+	DefaultPushPullInterval = 400 * time.Millisecond
+	DefaultProbeInterval    = 200 * time.Millisecond
+	DefaultRejoinInterval   = 500 * time.Millisecond
+)
+
+// Config configures one counter server.
+type Config struct {
+	// Name is the node's unique name in the cluster, e.g. "n1".
+	Name string
+
+	// HTTPAddr is the host:port the HTTP API listens on. Port 0 picks a
+	// free port; see Server.HTTPAddr.
+	HTTPAddr string
+
+	// GossipAddr is the IP:port memberlist binds (UDP and TCP) and
+	// advertises. Each node of a cluster on one machine uses its own
+	// loopback IP, so that link faults can tell peers apart by IP.
+	GossipAddr string
+
+	// Peers are the other nodes' gossip addresses (IP:port). The node keeps
+	// joining those it does not see alive. An entry equal to GossipAddr is
+	// ignored.
+	Peers []string
+
+	// DataDir holds the durable state; it is created if missing.
+	DataDir string
+
+	// AdminTokenFile, if set, names a file whose trimmed content is the
+	// bearer token of the admin API. Without it the admin API answers 404.
+	AdminTokenFile string
+
+	// Tuning; zero means the matching Default value.
+	GossipInterval   time.Duration // memberlist gossip (broadcast) interval
+	PushPullInterval time.Duration // memberlist full state exchange interval
+	ProbeInterval    time.Duration // memberlist failure detection interval
+	RejoinInterval   time.Duration // how often to re-join peers not seen alive
+
+	// Logger receives the node's logs, memberlist's included. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// settings is a validated Config with defaults applied.
+type settings struct {
+	Config
+	gossip netip.AddrPort
+	peers  []netip.AddrPort
+	token  []byte // admin token; nil if the admin API is off
+}
+
+func (c Config) settings() (*settings, error) {
+	s := &settings{Config: c}
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name is required"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http address: %w", err))
+	}
+	g, err := parseAddrPort(c.GossipAddr)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("gossip address: %w", err))
+	}
+	s.gossip = g
+	for _, p := range c.Peers {
+		ap, err := parseAddrPort(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("peer: %w", err))
+			continue
+		}
+		if ap != g {
+			s.peers = append(s.peers, ap)
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data directory is required"))
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"gossip interval", &s.GossipInterval, DefaultGossipInterval},
+		{"push/pull interval", &s.PushPullInterval, DefaultPushPullInterval},
+		{"probe interval", &s.ProbeInterval, DefaultProbeInterval},
+		{"rejoin interval", &s.RejoinInterval, DefaultRejoinInterval},
+	} {
+		switch {
+		case *d.v < 0:
+			errs = append(errs, fmt.Errorf("%s must not be negative: %v", d.name, *d.v))
+		case *d.v == 0:
+			*d.v = d.def
+		}
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid node config: %w", err)
+	}
+	return s, nil
+}
+
+// parseAddrPort parses an IP:port address with a non-zero port.
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q is not an IP:port address", s)
+	}
+	if ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("%q: port must not be 0", s)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}

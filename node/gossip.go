@@ -1,0 +1,194 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Gossip messages (broadcasts and push/pull state) are a version byte
+// followed by the value as a big-endian int64.
+const (
+	msgVersion = 1
+	msgLen     = 9
+)
+
+func encodeValue(v int64) []byte {
+	b := make([]byte, msgLen)
+	b[0] = msgVersion
+	binary.BigEndian.PutUint64(b[1:], uint64(v))
+	return b
+}
+
+func decodeValue(b []byte) (int64, bool) {
+	if len(b) != msgLen || b[0] != msgVersion {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b[1:])), true
+}
+
+// delegate plugs the counter into memberlist: raised values are broadcast,
+// and full state is exchanged on push/pull. Merging is max.
+type delegate struct {
+	store *store
+	queue *memberlist.TransmitLimitedQueue
+	log   *slog.Logger
+}
+
+var _ memberlist.Delegate = (*delegate)(nil)
+
+func (d *delegate) NodeMeta(limit int) []byte { return nil }
+
+func (d *delegate) NotifyMsg(b []byte) { d.merge(b, "broadcast") }
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.queue.GetBroadcasts(overhead, limit)
+}
+
+func (d *delegate) LocalState(join bool) []byte { return encodeValue(d.store.get()) }
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.merge(buf, "push/pull") }
+
+func (d *delegate) merge(b []byte, via string) {
+	v, ok := decodeValue(b)
+	if !ok {
+		d.log.Warn("ignoring malformed gossip message", "via", via, "len", len(b))
+		return
+	}
+	d.store.merge(v)
+}
+
+// broadcast queues v for gossip, replacing any older value still queued.
+func (d *delegate) broadcast(v int64) {
+	d.queue.QueueBroadcast(valueBroadcast(encodeValue(v)))
+}
+
+// valueBroadcast is a gossiped counter value. Values only rise, so a newer
+// one supersedes any still queued.
+type valueBroadcast []byte
+
+var _ memberlist.NamedBroadcast = valueBroadcast(nil)
+
+func (b valueBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	_, ok := other.(valueBroadcast)
+	return ok
+}
+func (b valueBroadcast) Name() string    { return "counter" }
+func (b valueBroadcast) Message() []byte { return b }
+func (b valueBroadcast) Finished()       {}
+
+// memberlistConfig returns memberlist's configuration for a cluster on
+// loopback.
+func memberlistConfig(s *settings, d *delegate, t memberlist.Transport) *memberlist.Config {
+	c := memberlist.DefaultLocalConfig()
+	c.Name = s.Name
+	c.BindAddr = s.gossip.Addr().String()
+	c.BindPort = int(s.gossip.Port())
+	c.AdvertiseAddr = c.BindAddr
+	c.AdvertisePort = c.BindPort
+	c.Transport = t
+	c.Delegate = d
+
+	c.GossipInterval = s.GossipInterval
+	c.PushPullInterval = s.PushPullInterval
+	c.ProbeInterval = s.ProbeInterval
+	c.ProbeTimeout = min(100*time.Millisecond, s.ProbeInterval/2)
+	c.TCPTimeout = time.Second
+	c.RetransmitMult = 3
+	// Dead nodes are forgotten quickly (the rejoin loop brings them back),
+	// and a restarted node may take its old name back at once.
+	c.GossipToTheDeadTime = 2 * s.PushPullInterval
+	c.DeadNodeReclaimTime = s.ProbeInterval
+
+	c.Logger = log.New(logWriter{s.Logger}, "", 0)
+	return c
+}
+
+// logWriter turns memberlist's "[LEVEL] memberlist: msg" lines into slog
+// records.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for _, l := range []struct {
+		prefix string
+		level  slog.Level
+	}{
+		{"[DEBUG] ", slog.LevelDebug},
+		{"[INFO] ", slog.LevelInfo},
+		{"[WARN] ", slog.LevelWarn},
+		{"[ERR] ", slog.LevelError},
+		{"[ERROR] ", slog.LevelError},
+	} {
+		if m, ok := strings.CutPrefix(msg, l.prefix); ok {
+			msg, level = m, l.level
+			break
+		}
+	}
+	msg = strings.TrimPrefix(msg, "memberlist: ")
+	w.log.Log(context.Background(), level, msg, "component", "memberlist")
+	return len(p), nil
+}
+
+var _ io.Writer = logWriter{}
+
+// rejoin joins every configured peer that is not among the alive members,
+// concurrently, and reports how many it reached.
+func rejoin(ml *memberlist.Memberlist, peers []netip.AddrPort, log *slog.Logger) int {
+	alive := make(map[netip.AddrPort]bool)
+	for _, m := range ml.Members() {
+		if ip, ok := netip.AddrFromSlice(m.Addr); ok {
+			alive[netip.AddrPortFrom(ip.Unmap(), m.Port)] = true
+		}
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		joined int
+	)
+	for _, p := range peers {
+		if alive[p] {
+			continue
+		}
+		wg.Go(func() {
+			n, err := ml.Join([]string{p.String()})
+			if err != nil {
+				log.Debug("cannot join peer", "peer", p, "err", err)
+				return
+			}
+			log.Info("joined peer", "peer", p)
+			mu.Lock()
+			joined += n
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return joined
+}
+
+// rejoinLoop calls rejoin now and then every interval until ctx is done:
+// memberlist alone never heals a partition that outlasted dead-node reaping.
+func rejoinLoop(ctx context.Context, ml *memberlist.Memberlist, peers []netip.AddrPort, interval time.Duration, log *slog.Logger) {
+	if len(peers) == 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rejoin(ml, peers, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stateFile is the name of the counter's file in the data directory; it
+// holds the value in decimal followed by a newline.
+const stateFile = "counter"
+
+// errClosed is returned by store.set once the store is closing.
+var errClosed = errors.New("node is shutting down")
+
+// store is the node's counter. It keeps two values: pending, the largest
+// value any set or merge asked for, and durable, the largest value written
+// to disk. Readers only ever see durable, so a node killed and restarted
+// never shows a lower value than it has shown before.
+//
+// One persister goroutine writes pending whenever it exceeds durable: sets
+// that arrive while a write is in progress are covered by the next one, so
+// concurrent sets share an fsync (group commit).
+type store struct {
+	dir       string
+	log       *slog.Logger
+	onDurable func(int64) // called by the persister when durable rose
+
+	mu       sync.Mutex
+	pending  int64
+	durable  int64
+	err      error         // last write error, nil after a success
+	failed   int64         // the value whose write failed with err
+	advanced chan struct{} // closed and replaced after every write attempt
+	closing  bool
+
+	wake chan struct{} // capacity 1: pending may exceed durable
+	quit chan struct{} // closed by close
+	done chan struct{} // closed when the persister has exited
+
+	writes atomic.Int64 // successful writes, for tests
+}
+
+// openStore reads the counter in dir (0 if it has none) and starts the
+// persister. onDurable, if not nil, is called from the persister after each
+// rise of the durable value.
+func openStore(dir string, log *slog.Logger, onDurable func(int64)) (*store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	v, err := readState(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	s := &store{
+		dir:       dir,
+		log:       log,
+		onDurable: onDurable,
+		pending:   v,
+		durable:   v,
+		advanced:  make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	go s.persist()
+	return s, nil
+}
+
+// readState returns the value stored in path, or 0 if there is no such file.
+func readState(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read state: %w", err)
+	}
+	digits, ok := bytes.CutSuffix(b, []byte("\n"))
+	v, err := strconv.ParseInt(string(digits), 10, 64)
+	if !ok || err != nil {
+		return 0, fmt.Errorf("corrupt state file %s (%d bytes, want a decimal int64 and a newline): refusing to start", path, len(b))
+	}
+	return v, nil
+}
+
+// writeState durably replaces the value in dir: it writes a temporary file,
+// fsyncs it, renames it over the state file and fsyncs the directory.
+func writeState(dir string, v int64) error {
+	tmp := filepath.Join(dir, stateFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	_, err = f.Write(strconv.AppendInt(nil, v, 10))
+	if err == nil {
+		_, err = f.Write([]byte{'\n'})
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write state: sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write state: sync directory: %w", err)
+	}
+	return nil
+}
+
+// get returns the durable value.
+func (s *store) get() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable
+}
+
+// set raises the counter to v if v is larger, and returns once a value ≥ v
+// is durable. It returns the durable value at that point, and whether this
+// call raised the pending value. It fails if a write that would have made v
+// durable failed, if ctx is done first, or if the store is closing.
+func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return 0, false, errClosed
+	}
+	if v > s.pending {
+		s.pending = v
+		applied = true
+		s.signal()
+	}
+	for s.durable < v {
+		ch := s.advanced
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		case <-s.done:
+		}
+		s.mu.Lock()
+		switch {
+		case s.durable >= v:
+		case s.err != nil && s.failed >= v:
+			return 0, applied, s.err
+		case ctx.Err() != nil:
+			return 0, applied, ctx.Err()
+		case isClosed(s.done):
+			return 0, applied, errClosed
+		}
+	}
+	return s.durable, applied, nil
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// merge raises the counter to v if v is larger, without waiting for it to
+// become durable. It is how gossip delivers values.
+func (s *store) merge(v int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing && v > s.pending {
+		s.pending = v
+		s.signal()
+	}
+}
+
+// signal wakes the persister; s.mu must be held.
+func (s *store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops accepting sets, writes any pending value and stops the
+// persister.
+func (s *store) close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.closing = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending > s.durable {
+		return fmt.Errorf("final flush of %d: %w", s.pending, s.err)
+	}
+	return nil
+}
+
+// persist is the persister goroutine.
+func (s *store) persist() {
+	defer close(s.done)
+	const retry = 50 * time.Millisecond
+	for {
+		select {
+		case <-s.wake:
+		case <-s.quit:
+			// Final flush: a few attempts, then give up.
+			for range 3 {
+				if s.flush() {
+					return
+				}
+				time.Sleep(retry)
+			}
+			return
+		}
+		if !s.flush() {
+			// Retry after a pause; pending is kept, and sets waiting for
+			// it were told about the failure.
+			select {
+			case <-time.After(retry):
+				s.mu.Lock()
+				s.signal()
+				s.mu.Unlock()
+			case <-s.quit:
+				// Let the final flush above retry.
+				s.mu.Lock()
+				s.signal()
+				s.mu.Unlock()
+			}
+		}
+	}
+}
+
+// flush writes the pending value if it exceeds the durable one, and reports
+// whether the durable value now covers everything that was pending.
+func (s *store) flush() bool {
+	s.mu.Lock()
+	v := s.pending
+	if v <= s.durable {
+		s.mu.Unlock()
+		return true
+	}
+	s.mu.Unlock()
+
+	err := writeState(s.dir, v)
+
+	s.mu.Lock()
+	s.err = err
+	s.failed = v
+	if err == nil {
+		s.writes.Add(1)
+		s.durable = max(s.durable, v)
+	}
+	close(s.advanced)
+	s.advanced = make(chan struct{})
+	s.mu.Unlock()
+
+	if err != nil {
+		s.log.Error("cannot persist counter", "value", v, "err", err)
+		return false
+	}
+	if s.onDurable != nil {
+		s.onDurable(v)
+	}
+	return true
+}
