@@ -77,7 +77,8 @@ func (e *historyError) Error() string { return e.msg }
 // (DESIGN §3.4) that the checkers can decide on: indices that are not dense,
 // ops out of time order, a completion without an invoke, a second invoke by
 // a process whose op is still pending, an unknown client f, a missing node,
-// or a value that is not an integer where one is required. Check reports
+// a value that is not an integer where one is required (an ok set must also
+// carry its current), or two sets of the same value. Check reports
 // such a history as unknown, with this reason as an anomaly of check
 // "history". An invoke left without completion at the end of a history
 // (a crashed run) is not an error: it is treated as info.
@@ -91,7 +92,8 @@ func parse(ops []histories.Op) (*history, error) {
 	h := &history{
 		ops:     ops,
 		callOf:  make([]int32, len(ops)),
-		sets:    make(map[int64]int),
+		calls:   make([]call, 0, len(ops)/2+1),
+		sets:    make(map[int64]int, len(ops)/4),
 		nemesis: make(map[string]int),
 	}
 	if len(ops) > math.MaxInt32 {
@@ -227,13 +229,15 @@ func (h *history) done(c int) *histories.Op {
 }
 
 // describe names a call for an explanation: its completion, and when it was
-// invoked.
+// invoked, e.g. "op 5 (process 1, ok get 5 on n1, t=0.006s, invoked as op 4
+// at t=0.005s)".
 func (h *history) describe(c int) string {
 	cl := &h.calls[c]
 	if cl.done < 0 {
 		return h.inv(c).Describe() + ", never completed"
 	}
-	return fmt.Sprintf("%s, invoked at %s", h.done(c).Describe(), histories.FormatTime(cl.start))
+	d := h.done(c).Describe()
+	return fmt.Sprintf("%s, invoked as op %d at t=%s)", d[:len(d)-1], h.inv(c).Index, histories.FormatTime(cl.start))
 }
 
 // ref returns the op at position i as an anomaly names it.

@@ -55,6 +55,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate reports whether c is usable: a name, an HTTP address, IP:port
+// gossip and peer addresses, a data directory and non-negative tuning. It
+// does not touch the network or the file system.
+func (c Config) Validate() error {
+	_, err := c.settings()
+	return err
+}
+
 // settings is a validated Config with defaults applied.
 type settings struct {
 	Config

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"log"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -107,8 +106,6 @@ func memberlistConfig(s *settings, d *delegate, t memberlist.Transport) *memberl
 	// and a restarted node may take its old name back at once.
 	c.GossipToTheDeadTime = 2 * s.PushPullInterval
 	c.DeadNodeReclaimTime = s.ProbeInterval
-
-	c.Logger = log.New(logWriter{s.Logger}, "", 0)
 	return c
 }
 

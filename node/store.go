@@ -225,10 +225,12 @@ func (s *store) close() error {
 	return nil
 }
 
-// persist is the persister goroutine.
+// persist is the persister goroutine. After a failed write it retries with
+// exponential backoff; pending values are kept meanwhile.
 func (s *store) persist() {
 	defer close(s.done)
-	const retry = 50 * time.Millisecond
+	const minRetry, maxRetry = 50 * time.Millisecond, 2 * time.Second
+	retry := minRetry
 	for {
 		select {
 		case <-s.wake:
@@ -238,25 +240,22 @@ func (s *store) persist() {
 				if s.flush() {
 					return
 				}
-				time.Sleep(retry)
+				time.Sleep(minRetry)
 			}
 			return
 		}
-		if !s.flush() {
-			// Retry after a pause; pending is kept, and sets waiting for
-			// it were told about the failure.
-			select {
-			case <-time.After(retry):
-				s.mu.Lock()
-				s.signal()
-				s.mu.Unlock()
-			case <-s.quit:
-				// Let the final flush above retry.
-				s.mu.Lock()
-				s.signal()
-				s.mu.Unlock()
-			}
+		if s.flush() {
+			retry = minRetry
+			continue
 		}
+		select {
+		case <-time.After(retry):
+		case <-s.quit:
+		}
+		retry = min(2*retry, maxRetry)
+		s.mu.Lock()
+		s.signal()
+		s.mu.Unlock()
 	}
 }
 

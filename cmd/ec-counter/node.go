@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec-counter/ec-counter/node"
+)
+
+func nodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "node",
+		Usage: "run one counter server",
+		Description: "Serves the counter's HTTP API (GET/POST /v1/counter, GET /v1/health) and gossips with\n" +
+			"--peers through memberlist. Logs to stderr; exits 0 after a clean shutdown on SIGTERM or SIGINT.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Required: true, Usage: "unique node `NAME`, e.g. n1"},
+			&cli.StringFlag{Name: "http", Required: true, Usage: "HTTP API address `HOST:PORT`"},
+			&cli.StringFlag{Name: "gossip", Required: true, Usage: "gossip address `IP:PORT` (UDP and TCP; one loopback IP per node)"},
+			&cli.StringFlag{Name: "peers", Usage: "other nodes' gossip addresses, comma-separated `IP:PORT,...` (may be empty)"},
+			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "`DIR` for the durable counter"},
+			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the admin API's bearer token (admin API off without it)"},
+			&cli.DurationFlag{Name: "gossip-interval", Value: node.DefaultGossipInterval, Usage: "memberlist gossip interval"},
+			&cli.DurationFlag{Name: "push-pull-interval", Value: node.DefaultPushPullInterval, Usage: "memberlist full state sync interval"},
+			&cli.DurationFlag{Name: "probe-interval", Value: node.DefaultProbeInterval, Usage: "memberlist failure detection interval"},
+			&cli.DurationFlag{Name: "rejoin-interval", Value: node.DefaultRejoinInterval, Usage: "how often to re-join peers not seen alive"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
+		},
+		Action: runNode,
+	}
+}
+
+func runNode(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usageError(fmt.Errorf("node takes no arguments, got %q", c.Args().Slice()))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return usageError(fmt.Errorf("--log-level: %w", err))
+	}
+	var peers []string
+	for p := range strings.SplitSeq(c.String("peers"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			peers = append(peers, p)
+		}
+	}
+	cfg := node.Config{
+		Name:             c.String("name"),
+		HTTPAddr:         c.String("http"),
+		GossipAddr:       c.String("gossip"),
+		Peers:            peers,
+		DataDir:          c.String("data-dir"),
+		AdminTokenFile:   c.String("admin-token-file"),
+		GossipInterval:   c.Duration("gossip-interval"),
+		PushPullInterval: c.Duration("push-pull-interval"),
+		ProbeInterval:    c.Duration("probe-interval"),
+		RejoinInterval:   c.Duration("rejoin-interval"),
+		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills at once
+	}()
+	if err := node.Run(ctx, cfg); err != nil {
+		return cli.Exit(fmt.Sprintf("ec-counter node: %v", err), exitCrashed)
+	}
+	return nil
+}

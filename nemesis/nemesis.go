@@ -1,0 +1,559 @@
+package nemesis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// Cluster is what the nemesis needs from the harness: the nodes, their
+// addresses and admin token, and control of their processes. The nemesis may
+// call the process methods for different nodes concurrently.
+type Cluster interface {
+	// Nodes returns the node names, n1..nN, in cluster order.
+	Nodes() []string
+	// HTTPAddr returns a node's HTTP address ("host:port"), where its admin
+	// API is.
+	HTTPAddr(node string) string
+	// GossipAddr returns a node's gossip address ("ip:port"), by which
+	// other nodes' admin API fault sets name it.
+	GossipAddr(node string) string
+	// Token returns the admin API's bearer token; "" if the admin API is off.
+	Token() string
+	// Kill sends the node SIGKILL and waits for it to exit.
+	Kill(ctx context.Context, node string) error
+	// Restart starts a killed node again, with the same name, addresses and
+	// data directory, and waits until it is healthy (its HTTP API is up).
+	Restart(ctx context.Context, node string) error
+	// Pause sends the node SIGSTOP.
+	Pause(ctx context.Context, node string) error
+	// Resume sends the node SIGCONT.
+	Resume(ctx context.Context, node string) error
+}
+
+// Nemesis injects faults into a Cluster: it runs schedules, applies network
+// faults through each node's admin API, drives process faults through the
+// Cluster, and records each action as an info op of process nemesis.
+//
+// A Nemesis is safe for concurrent use, but actions run one at a time: call
+// Heal after Run has returned.
+type Nemesis struct {
+	cluster Cluster
+	record  func(f string, value any) error
+	logf    func(format string, args ...any)
+	client  *http.Client
+	nodes   []string
+
+	mu        sync.Mutex // held for a whole action; guards the fields below
+	partition *Partition // the partition in force, or nil
+	links     []string   // the link fault's target nodes, when one is in force
+	faults    faultState
+	killed    map[string]bool
+	paused    map[string]bool
+	// applied is each node's fault set as last known: absent means none,
+	// unknownSet that a request may or may not have reached it.
+	applied map[string]string
+
+	statsMu sync.Mutex
+	stats   Stats
+}
+
+// unknownSet marks a node whose faults are unknown.
+const unknownSet = "unknown"
+
+// New returns a nemesis for cluster. record is called for each action with
+// the op's f and value, which says what was actually done (RecordTo writes
+// them to a history); logf, if not nil, receives a line per action and
+// problem.
+func New(cluster Cluster, record func(f string, value any) error, logf func(format string, args ...any)) *Nemesis {
+	if record == nil {
+		record = func(string, any) error { return nil }
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Nemesis{
+		cluster: cluster,
+		record:  record,
+		logf:    logf,
+		client:  newAdminClient(),
+		nodes:   slices.Clone(cluster.Nodes()),
+		killed:  map[string]bool{},
+		paused:  map[string]bool{},
+		applied: map[string]string{},
+		stats:   Stats{Ops: map[string]int{}},
+	}
+}
+
+// RecordTo returns a record function for New that appends each action to w
+// as an info op of process nemesis.
+func RecordTo(w *histories.Writer) func(f string, value any) error {
+	return func(f string, value any) error {
+		_, err := w.Append(histories.Op{
+			Type:    histories.Info,
+			Process: histories.Nemesis,
+			F:       f,
+			Value:   histories.JSONValue(value),
+		})
+		return err
+	}
+}
+
+// Run performs each step of s at its offset from the time Run was called;
+// a step that takes long delays those after it. A step that fails on some
+// nodes (an unreachable admin API, a failed kill) is recorded as such and
+// the run goes on. Run returns nil once every step has run, ctx.Err() if
+// ctx ended first, or an error if s is invalid for the cluster or an action
+// could not be recorded. It leaves no goroutine behind.
+func (n *Nemesis) Run(ctx context.Context, s Schedule) error {
+	if err := s.check(n.nodes); err != nil {
+		return fmt.Errorf("nemesis schedule: %w", err)
+	}
+	start := time.Now()
+	for _, st := range s {
+		if d := time.Until(start.Add(st.At)); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := n.do(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Heal is the final phase of a run: it resumes every paused node, restarts
+// every killed one, then removes every partition and link fault by sending
+// every node an empty fault set, recording each action. It returns an error
+// if it could not bring every node back, or could not clear a node that
+// holds faults (after retries).
+func (n *Nemesis) Heal(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var errs []error
+	oldPartition, oldLinks, oldFaults := n.partition, n.links, n.faults
+	n.partition, n.links, n.faults = nil, nil, faultState{}
+
+	for _, f := range []string{FResume, FRestart} {
+		down := n.paused
+		if f == FRestart {
+			down = n.killed
+		}
+		nodes := sortCluster(slices.Collect(maps.Keys(down)), n.index())
+		if len(nodes) == 0 {
+			continue
+		}
+		v := n.process(ctx, f, nodes)
+		for _, x := range sortCluster(slices.Collect(maps.Keys(v.Failed)), n.index()) {
+			errs = append(errs, fmt.Errorf("%s %s: %s", f, x, v.Failed[x]))
+		}
+		if err := n.emit(f, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	unreachable, stuck := n.clearAll(ctx)
+	if len(stuck) > 0 {
+		errs = append(errs, fmt.Errorf("could not clear the faults of %s", strings.Join(stuck, ", ")))
+	}
+	if oldPartition != nil {
+		v := partitionValue{Shape: oldPartition.Shape, Groups: oldPartition.Groups, OneWay: oldPartition.OneWay,
+			Grudge: oldFaults.grudge, Unreachable: unreachable}
+		if err := n.emit(FStopPartition, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if oldFaults.link != nil {
+		v := newLinkValue(*oldFaults.link, oldLinks, unreachable)
+		if err := n.emit(FStopLink, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("nemesis heal: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// clearAll sends every node an empty fault set, retrying for a while the
+// nodes that may hold faults. It returns the nodes it could not reach and,
+// among them, those that may still hold faults.
+func (n *Nemesis) clearAll(ctx context.Context) (unreachable, stuck []string) {
+	failed := map[string]bool{}
+	targets := n.nodes
+	for attempt := 1; ; attempt++ {
+		for _, x := range targets {
+			delete(failed, x)
+		}
+		for _, x := range n.applyFaults(ctx, targets, true) {
+			failed[x] = true
+		}
+		stuck = stuck[:0]
+		for _, x := range n.nodes {
+			if failed[x] && n.appliedSet(x) != emptySet {
+				stuck = append(stuck, x)
+			}
+		}
+		if len(stuck) == 0 || attempt == 3 || !sleepCtx(ctx, 250*time.Millisecond) {
+			break
+		}
+		targets = slices.Clone(stuck)
+	}
+	for _, x := range n.nodes {
+		if failed[x] {
+			unreachable = append(unreachable, x)
+		}
+	}
+	return unreachable, stuck
+}
+
+// Stats counts what a Nemesis has done, for a run's summary.
+type Stats struct {
+	Ops         map[string]int // ops recorded, by f
+	Unreachable int            // times a node could not be reached to change its faults
+	Failed      int            // kill, restart, pause and resume calls that failed
+}
+
+// String summarizes s on one line, e.g.
+// "start-partition 2, stop-partition 2, kill 1, restart 1; 1 unreachable".
+func (s Stats) String() string {
+	var parts []string
+	for _, f := range actions() {
+		if c := s.Ops[f]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", f, c))
+		}
+	}
+	out := strings.Join(parts, ", ")
+	if out == "" {
+		out = "no faults"
+	}
+	var extra []string
+	if s.Unreachable > 0 {
+		extra = append(extra, fmt.Sprintf("%d unreachable", s.Unreachable))
+	}
+	if s.Failed > 0 {
+		extra = append(extra, fmt.Sprintf("%d failed", s.Failed))
+	}
+	if len(extra) > 0 {
+		out += "; " + strings.Join(extra, ", ")
+	}
+	return out
+}
+
+// Stats returns a copy of the counts so far.
+func (n *Nemesis) Stats() Stats {
+	n.statsMu.Lock()
+	defer n.statsMu.Unlock()
+	s := n.stats
+	s.Ops = maps.Clone(n.stats.Ops)
+	return s
+}
+
+// The op values. They say what was done: the nodes that could not be
+// reached to change their faults are listed in unreachable.
+type (
+	partitionValue struct {
+		Shape       string     `json:"shape,omitempty"`
+		Groups      [][]string `json:"groups,omitempty"`
+		OneWay      bool       `json:"oneway,omitempty"`
+		Grudge      Grudge     `json:"grudge"`
+		Unreachable []string   `json:"unreachable,omitempty"`
+	}
+	linkValue struct {
+		DelayMS     int      `json:"delay_ms"`
+		JitterMS    int      `json:"jitter_ms"`
+		Loss        float64  `json:"loss"`
+		Nodes       []string `json:"nodes"`
+		Unreachable []string `json:"unreachable,omitempty"`
+	}
+	processValue struct {
+		Nodes       []string          `json:"nodes"`                 // the nodes acted on successfully
+		Skipped     []string          `json:"skipped,omitempty"`     // already in the wanted state
+		Failed      map[string]string `json:"failed,omitempty"`      // node → error
+		Reapplied   []string          `json:"reapplied,omitempty"`   // got the faults in force again
+		Unreachable []string          `json:"unreachable,omitempty"` // could not get them
+	}
+)
+
+func newLinkValue(f LinkFault, nodes, unreachable []string) linkValue {
+	return linkValue{
+		DelayMS:     int(f.Delay / time.Millisecond),
+		JitterMS:    int(f.Jitter / time.Millisecond),
+		Loss:        f.Loss,
+		Nodes:       nodes,
+		Unreachable: unreachable,
+	}
+}
+
+// do performs one step and records it.
+func (n *Nemesis) do(ctx context.Context, st Step) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch st.Action {
+	case FStartPartition:
+		p := Partition{Shape: st.Partition.Shape, OneWay: st.Partition.OneWay}
+		for _, g := range st.Partition.Groups {
+			p.Groups = append(p.Groups, slices.Clone(g))
+		}
+		n.partition = &p
+		n.faults.grudge = p.Grudge()
+		un := n.applyFaults(ctx, n.nodes, false)
+		return n.emit(FStartPartition, partitionValue{Shape: p.Shape, Groups: p.Groups, OneWay: p.OneWay,
+			Grudge: n.faults.grudge, Unreachable: un})
+	case FStopPartition:
+		v := partitionValue{Grudge: Grudge{}}
+		if p := n.partition; p != nil {
+			v = partitionValue{Shape: p.Shape, Groups: p.Groups, OneWay: p.OneWay, Grudge: n.faults.grudge}
+		}
+		n.partition, n.faults.grudge = nil, nil
+		v.Unreachable = n.applyFaults(ctx, n.nodes, false)
+		return n.emit(FStopPartition, v)
+	case FStartLink:
+		f := st.Link
+		n.links = slices.Clone(st.Nodes)
+		n.faults.link = &f
+		n.faults.linkNodes = map[string]bool{}
+		for _, x := range st.Nodes {
+			n.faults.linkNodes[x] = true
+		}
+		un := n.applyFaults(ctx, n.nodes, false)
+		return n.emit(FStartLink, newLinkValue(f, n.links, un))
+	case FStopLink:
+		v := linkValue{Nodes: []string{}}
+		if f := n.faults.link; f != nil {
+			v = newLinkValue(*f, n.links, nil)
+		}
+		n.links, n.faults.link, n.faults.linkNodes = nil, nil, nil
+		v.Unreachable = n.applyFaults(ctx, n.nodes, false)
+		return n.emit(FStopLink, v)
+	case FKill, FRestart, FPause, FResume:
+		return n.emit(st.Action, n.process(ctx, st.Action, st.Nodes))
+	}
+	return fmt.Errorf("nemesis: unknown action %q", st.Action) // check rejects it first
+}
+
+// emit records an action and counts it.
+func (n *Nemesis) emit(f string, value any) error {
+	b, _ := json.Marshal(value)
+	n.logf("nemesis: %s %s", f, b)
+	n.statsMu.Lock()
+	n.stats.Ops[f]++
+	n.statsMu.Unlock()
+	if err := n.record(f, value); err != nil {
+		return fmt.Errorf("nemesis: record %s: %w", f, err)
+	}
+	return nil
+}
+
+// process kills, restarts, pauses or resumes nodes concurrently, skipping
+// those already in the wanted state, and re-applies the faults in force to
+// the nodes it restarts or resumes.
+func (n *Nemesis) process(ctx context.Context, f string, nodes []string) processValue {
+	v := processValue{Nodes: []string{}}
+	type result struct {
+		node     string
+		body     string // the faults to re-apply, or ""
+		err      error
+		applyErr error
+	}
+	var todo []*result
+	for _, x := range nodes {
+		var ok bool
+		switch f {
+		case FKill:
+			ok = !n.killed[x]
+		case FRestart:
+			ok = n.killed[x]
+		case FPause:
+			ok = !n.killed[x] && !n.paused[x]
+		case FResume:
+			ok = n.paused[x]
+		}
+		if !ok {
+			v.Skipped = append(v.Skipped, x)
+			continue
+		}
+		r := &result{node: x}
+		if f == FRestart || f == FResume {
+			have := emptySet // a restarted node starts with no faults
+			if f == FResume {
+				have = n.appliedSet(x)
+			}
+			if want, err := n.desired(x); err == nil && want != have {
+				r.body = want
+			}
+		}
+		todo = append(todo, r)
+	}
+	var wg sync.WaitGroup
+	for _, r := range todo {
+		wg.Go(func() {
+			switch f {
+			case FKill:
+				r.err = n.cluster.Kill(ctx, r.node)
+			case FRestart:
+				r.err = n.cluster.Restart(ctx, r.node)
+			case FPause:
+				r.err = n.cluster.Pause(ctx, r.node)
+			case FResume:
+				r.err = n.cluster.Resume(ctx, r.node)
+			}
+			if r.err == nil && r.body != "" {
+				r.applyErr = n.putFaults(ctx, r.node, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range todo {
+		x := r.node
+		if r.err != nil {
+			if v.Failed == nil {
+				v.Failed = map[string]string{}
+			}
+			v.Failed[x] = r.err.Error()
+			n.logf("nemesis: %s %s failed: %v", f, x, r.err)
+			n.count(func(s *Stats) { s.Failed++ })
+			continue
+		}
+		v.Nodes = append(v.Nodes, x)
+		switch f {
+		case FKill:
+			n.killed[x] = true
+			delete(n.paused, x)
+			n.applied[x] = emptySet // the restarted process starts clean
+		case FRestart:
+			delete(n.killed, x)
+			n.applied[x] = emptySet
+		case FPause:
+			n.paused[x] = true
+		case FResume:
+			delete(n.paused, x)
+		}
+		if r.body != "" {
+			n.noteApplied(x, r.body, r.applyErr)
+			if r.applyErr != nil {
+				v.Unreachable = append(v.Unreachable, x)
+			} else {
+				v.Reapplied = append(v.Reapplied, x)
+			}
+		}
+	}
+	return v
+}
+
+// applyFaults sends the given nodes their fault sets in force, all at once;
+// unless force is set, only to nodes whose faults differ from what they are
+// known to hold. Killed and paused nodes are not asked. It returns the
+// nodes that needed a change and did not get it, in cluster order.
+func (n *Nemesis) applyFaults(ctx context.Context, nodes []string, force bool) (unreachable []string) {
+	type result struct {
+		node, body string
+		err        error
+		sent       bool
+	}
+	results := make([]*result, 0, len(nodes))
+	var wg sync.WaitGroup
+	for _, x := range nodes {
+		body, err := n.desired(x)
+		r := &result{node: x, body: body, err: err}
+		results = append(results, r)
+		switch {
+		case err != nil:
+		case !force && body == n.appliedSet(x):
+		case n.killed[x]:
+			r.err = errors.New("killed")
+		case n.paused[x]:
+			r.err = errors.New("paused")
+		default:
+			r.sent = true
+			wg.Go(func() { r.err = n.putFaults(ctx, x, body) })
+		}
+	}
+	wg.Wait()
+	for _, r := range results {
+		switch {
+		case r.sent:
+			n.noteApplied(r.node, r.body, r.err)
+		case r.err != nil:
+			n.logf("nemesis: cannot set the faults of %s: %v", r.node, r.err)
+			n.count(func(s *Stats) { s.Unreachable++ })
+		}
+		if r.err != nil {
+			unreachable = append(unreachable, r.node)
+		}
+	}
+	return unreachable
+}
+
+// noteApplied updates what a node is known to hold after a PUT of body that
+// returned err, counting and logging a failure.
+func (n *Nemesis) noteApplied(node, body string, err error) {
+	var se *statusError
+	switch {
+	case err == nil:
+		n.applied[node] = body
+		return
+	case errors.As(err, &se): // refused: the node kept its faults
+	default:
+		n.applied[node] = unknownSet
+	}
+	n.logf("nemesis: cannot set the faults of %s: %v", node, err)
+	n.count(func(s *Stats) { s.Unreachable++ })
+}
+
+// desired returns the encoded fault set node should hold now.
+func (n *Nemesis) desired(node string) (string, error) {
+	return n.faults.faultSet(node, n.nodes, n.cluster.GossipAddr).encode()
+}
+
+// appliedSet returns the encoded fault set node is known to hold.
+func (n *Nemesis) appliedSet(node string) string {
+	if s, ok := n.applied[node]; ok {
+		return s
+	}
+	return emptySet
+}
+
+func (n *Nemesis) count(f func(*Stats)) {
+	n.statsMu.Lock()
+	f(&n.stats)
+	n.statsMu.Unlock()
+}
+
+// index maps each node to its position in the cluster.
+func (n *Nemesis) index() map[string]int {
+	idx := make(map[string]int, len(n.nodes))
+	for i, x := range n.nodes {
+		idx[x] = i
+	}
+	return idx
+}
+
+// sleepCtx waits for d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
