@@ -80,6 +80,8 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.NodeCmd) == "" {
 		errs = append(errs, errors.New("--node-cmd must not be empty"))
+	} else if _, err := expandTemplate(c.NodeCmd, templateVars("", "", "", "", "", "", "", "")); err != nil {
+		errs = append(errs, fmt.Errorf("--node-cmd: %w", err))
 	}
 	if c.Store == "" {
 		errs = append(errs, errors.New("--store must not be empty"))

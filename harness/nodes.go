@@ -69,16 +69,8 @@ func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, a
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return nil, err
 		}
-		args, err := expandTemplate(nodeCmd, map[string]string{
-			"self":             self,
-			"name":             name,
-			"http":             addrs[i].HTTP,
-			"gossip":           addrs[i].Gossip,
-			"peers":            strings.Join(peers, ","),
-			"peer_http":        strings.Join(peerHTTP, ","),
-			"data_dir":         dataDir,
-			"admin_token_file": tokenFile,
-		})
+		args, err := expandTemplate(nodeCmd, templateVars(self, name, addrs[i].HTTP, addrs[i].Gossip,
+			strings.Join(peers, ","), strings.Join(peerHTTP, ","), dataDir, tokenFile))
 		if err != nil {
 			c.sp.close()
 			return nil, err
@@ -89,6 +81,20 @@ func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, a
 		})
 	}
 	return c, nil
+}
+
+// templateVars maps the placeholders of a node command template to values.
+func templateVars(self, name, http, gossip, peers, peerHTTP, dataDir, tokenFile string) map[string]string {
+	return map[string]string{
+		"self":             self,
+		"name":             name,
+		"http":             http,
+		"gossip":           gossip,
+		"peers":            peers,
+		"peer_http":        peerHTTP,
+		"data_dir":         dataDir,
+		"admin_token_file": tokenFile,
+	}
 }
 
 // names returns the node names in order.

@@ -176,8 +176,14 @@ func (p *parser) link(args []string) (LinkFault, []string, error) {
 	var f LinkFault
 	target := "all"
 	seen := map[string]bool{}
+	last := ""
 	for _, a := range args {
 		key, val, ok := strings.Cut(a, "=")
+		if !ok && last == "nodes" { // "nodes=n1, n3"
+			target += "," + a
+			continue
+		}
+		last = key
 		if !ok || val == "" {
 			return f, nil, fmt.Errorf("want key=value arguments (delay=200ms jitter=50ms loss=10%% nodes=all), got %q", a)
 		}

@@ -227,7 +227,7 @@ func window(kind string, nodes []string, idx map[string]int, rng *rand.Rand) (fi
 	switch kind {
 	case "delay":
 		d := delays[rng.IntN(len(delays))]
-		j := d * time.Duration(rng.IntN(3)) / 4 // 0, d/4 or d/2
+		j := (d * time.Duration(rng.IntN(3)) / 4).Round(time.Millisecond) // 0, d/4 or d/2
 		return Step{Action: FStartLink, Link: LinkFault{Delay: d, Jitter: j}, Nodes: target()},
 			Step{Action: FStopLink}, nil
 	case "loss":

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,7 +87,7 @@ func (b valueBroadcast) Finished()       {}
 
 // memberlistConfig returns memberlist's configuration for a cluster on
 // loopback.
-func memberlistConfig(s *settings, d *delegate, t memberlist.Transport) *memberlist.Config {
+func memberlistConfig(s *settings, d *delegate, ms *memberSet, t memberlist.Transport) *memberlist.Config {
 	c := memberlist.DefaultLocalConfig()
 	c.Name = s.Name
 	c.BindAddr = s.gossip.Addr().String()
@@ -95,6 +96,7 @@ func memberlistConfig(s *settings, d *delegate, t memberlist.Transport) *memberl
 	c.AdvertisePort = c.BindPort
 	c.Transport = t
 	c.Delegate = d
+	c.Events = ms
 
 	c.GossipInterval = s.GossipInterval
 	c.PushPullInterval = s.PushPullInterval
@@ -138,22 +140,71 @@ func (w logWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = logWriter{}
 
-// rejoin joins every configured peer that is not among the alive members,
-// concurrently, and reports how many it reached.
-func rejoin(ml *memberlist.Memberlist, peers []netip.AddrPort, log *slog.Logger) int {
-	alive := make(map[netip.AddrPort]bool)
-	for _, m := range ml.Members() {
-		if ip, ok := netip.AddrFromSlice(m.Addr); ok {
-			alive[netip.AddrPortFrom(ip.Unmap(), m.Port)] = true
+// memberSet tracks the members memberlist sees alive (or suspect), from its
+// events: memberlist's own Members() hands out nodes it keeps mutating.
+type memberSet struct {
+	mu sync.Mutex
+	m  map[string]netip.AddrPort // by node name
+}
+
+var _ memberlist.EventDelegate = (*memberSet)(nil)
+
+func newMemberSet() *memberSet { return &memberSet{m: make(map[string]netip.AddrPort)} }
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (ms *memberSet) NotifyJoin(n *memberlist.Node) { ms.update(n) }
+
+// NotifyUpdate implements memberlist.EventDelegate.
+func (ms *memberSet) NotifyUpdate(n *memberlist.Node) { ms.update(n) }
+
+// NotifyLeave implements memberlist.EventDelegate.
+func (ms *memberSet) NotifyLeave(n *memberlist.Node) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	delete(ms.m, n.Name)
+}
+
+func (ms *memberSet) update(n *memberlist.Node) {
+	ip, _ := netip.AddrFromSlice(n.Addr)
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.m[n.Name] = netip.AddrPortFrom(ip.Unmap(), n.Port)
+}
+
+// names returns the members' names, sorted.
+func (ms *memberSet) names() []string {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	names := make([]string, 0, len(ms.m))
+	for n := range ms.m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// has reports whether a member has address a.
+func (ms *memberSet) has(a netip.AddrPort) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, m := range ms.m {
+		if m == a {
+			return true
 		}
 	}
+	return false
+}
+
+// rejoin joins every configured peer that is not among the members,
+// concurrently, and reports how many it reached.
+func rejoin(ml *memberlist.Memberlist, members *memberSet, peers []netip.AddrPort, log *slog.Logger) int {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		joined int
 	)
 	for _, p := range peers {
-		if alive[p] {
+		if members.has(p) {
 			continue
 		}
 		wg.Go(func() {
@@ -174,14 +225,14 @@ func rejoin(ml *memberlist.Memberlist, peers []netip.AddrPort, log *slog.Logger)
 
 // rejoinLoop calls rejoin now and then every interval until ctx is done:
 // memberlist alone never heals a partition that outlasted dead-node reaping.
-func rejoinLoop(ctx context.Context, ml *memberlist.Memberlist, peers []netip.AddrPort, interval time.Duration, log *slog.Logger) {
+func rejoinLoop(ctx context.Context, ml *memberlist.Memberlist, members *memberSet, peers []netip.AddrPort, interval time.Duration, log *slog.Logger) {
 	if len(peers) == 0 {
 		return
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		rejoin(ml, peers, log)
+		rejoin(ml, members, peers, log)
 		select {
 		case <-ctx.Done():
 			return

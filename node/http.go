@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -129,13 +128,7 @@ func jsonKind(v any) string {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter) {
-	members := []string{}
-	if ml := s.ml.Load(); ml != nil {
-		for _, m := range ml.Members() {
-			members = append(members, m.Name)
-		}
-	}
-	slices.Sort(members)
+	members := s.members.names()
 	writeJSON(w, http.StatusOK, struct {
 		Name    string   `json:"name"`
 		Value   int64    `json:"value"`

@@ -35,6 +35,7 @@ type Server struct {
 	store     *store
 	transport *faultTransport
 	ml        atomic.Pointer[memberlist.Memberlist]
+	members   *memberSet
 	http      *http.Server
 	ln        net.Listener
 
@@ -82,7 +83,7 @@ func Start(cfg Config) (*Server, error) {
 	logger := c.Logger.With("node", c.Name)
 	c.Logger = logger
 
-	s := &Server{cfg: c, serveErr: make(chan error, 1)}
+	s := &Server{cfg: c, members: newMemberSet(), serveErr: make(chan error, 1)}
 	d := &delegate{
 		log: logger,
 		queue: &memberlist.TransmitLimitedQueue{
@@ -111,7 +112,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	mc := memberlistConfig(c, d, s.transport)
+	mc := memberlistConfig(c, d, s.members, s.transport)
 	mc.Logger = mlLog
 	d.queue.RetransmitMult = mc.RetransmitMult
 	ml, err := memberlist.Create(mc)
@@ -139,7 +140,7 @@ func Start(cfg Config) (*Server, error) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Go(func() { rejoinLoop(ctx, ml, c.peers, c.RejoinInterval, logger) })
+	s.wg.Go(func() { rejoinLoop(ctx, ml, s.members, c.peers, c.RejoinInterval, logger) })
 
 	logger.Info("node started", "http", s.ln.Addr().String(), "gossip", c.gossip.String(),
 		"peers", c.Peers, "data_dir", c.DataDir, "value", s.store.get(), "admin", c.token != nil)

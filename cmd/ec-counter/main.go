@@ -30,6 +30,9 @@ func main() {
 			nodeCommand(),
 			clientCommand(),
 		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))
+		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError(err)
 		},
