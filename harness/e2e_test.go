@@ -26,7 +26,7 @@ var binaries = struct {
 	err             error
 }{}
 
-func buildBinaries(t *testing.T) (ecCounter, mini string) {
+func buildBinaries(t testing.TB) (ecCounter, mini string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: starts real clusters; skipped with -short")

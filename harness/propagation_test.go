@@ -1,0 +1,88 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// startTestCluster starts n real ec-counter node processes for a benchmark
+// or test and stops them at cleanup.
+func startTestCluster(tb testing.TB, bin string, n int) *cluster {
+	tb.Helper()
+	run, err := histories.NewRun(filepath.Join(tb.TempDir(), "store"), "bench", time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addrs, err := allocateAddrs(n, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := bin + DefaultNodeCmd[len("{self}"):]
+	cl, err := newCluster(run, n, tmpl, 3*time.Second, addrs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cl.stop() })
+	if err := cl.start(context.Background(), 30*time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	return cl
+}
+
+// BenchmarkPropagation measures how long a newly set value takes to reach
+// every node of a real cluster: each iteration sets a fresh maximum on one
+// node and polls every node until all report it. It reports the median and
+// the maximum over the iterations.
+//
+//	go test ./harness -run XXX -bench Propagation -benchtime 200x
+func BenchmarkPropagation(b *testing.B) {
+	for _, n := range []int{3, 10} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			bin, _ := buildBinaries(b)
+			cl := startTestCluster(b, bin, n)
+			clients := make([]*counterClient, n)
+			for i, s := range cl.specs {
+				clients[i] = newCounterClient(s.Addrs.HTTP)
+				defer clients[i].close()
+			}
+			ctx := context.Background()
+			var lat []time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				v := int64(1000 + i)
+				start := time.Now()
+				if _, _, err := clients[i%n].set(ctx, v); err != nil {
+					b.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				for _, c := range clients {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+							if got, err := c.get(ctx); err == nil && got >= v {
+								return
+							}
+							time.Sleep(time.Millisecond)
+						}
+						b.Errorf("value %d did not reach %s in 10 s", v, c.base)
+					}()
+				}
+				wg.Wait()
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		})
+	}
+}
