@@ -28,6 +28,14 @@ type Config struct {
 	ConvergeTimeout time.Duration `json:"converge_timeout"`
 	Store           string        `json:"store"`
 	NodeCmd         string        `json:"node_cmd"`
+	// Nemesis lists the fault kinds to schedule from the seed (see
+	// nemesis.Describe); empty means no faults.
+	Nemesis []string `json:"nemesis,omitempty"`
+	// NemesisInterval is about how long each fault lasts, and each clean
+	// stretch between faults.
+	NemesisInterval time.Duration `json:"nemesis_interval,omitempty"`
+	// NemesisSchedule is a scripted schedule file, used instead of Nemesis.
+	NemesisSchedule string `json:"nemesis_schedule,omitempty"`
 	// StopGrace is how long a node has to exit after SIGTERM before SIGKILL.
 	StopGrace time.Duration `json:"stop_grace"`
 	// StartTimeout bounds the wait for every node to be healthy and see the others.
@@ -47,6 +55,7 @@ func Defaults() Config {
 		ConvergeTimeout: 10 * time.Second,
 		Store:           "store",
 		NodeCmd:         DefaultNodeCmd,
+		NemesisInterval: 2 * time.Second,
 		StopGrace:       3 * time.Second,
 		StartTimeout:    20 * time.Second,
 	}
@@ -83,6 +92,17 @@ func (c *Config) Validate() error {
 	} else if _, err := expandTemplate(c.NodeCmd, templateVars("", "", "", "", "", "", "", "")); err != nil {
 		errs = append(errs, fmt.Errorf("--node-cmd: %w", err))
 	}
+	if len(c.Nemesis) > 0 && c.NemesisSchedule != "" {
+		errs = append(errs, errors.New("give --nemesis or --nemesis-schedule, not both"))
+	}
+	if c.NemesisInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--nemesis-interval must be positive, got %s", c.NemesisInterval))
+	}
+	if c.Nodes >= 1 && c.Nodes <= 200 && c.NemesisInterval > 0 {
+		if _, err := c.schedule(nodeNames(c.Nodes)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Store == "" {
 		errs = append(errs, errors.New("--store must not be empty"))
 	}
@@ -108,5 +128,17 @@ func (c *Config) ReplayArgs() []string {
 	add("--converge-timeout", c.ConvergeTimeout.String(), d.ConvergeTimeout.String())
 	add("--store", c.Store, d.Store)
 	add("--node-cmd", c.NodeCmd, d.NodeCmd)
+	add("--nemesis", strings.Join(c.Nemesis, ","), "")
+	add("--nemesis-interval", c.NemesisInterval.String(), d.NemesisInterval.String())
+	add("--nemesis-schedule", c.NemesisSchedule, "")
 	return args
+}
+
+// nodeNames returns n1..nN.
+func nodeNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "n" + strconv.Itoa(i+1)
+	}
+	return names
 }

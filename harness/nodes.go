@@ -54,7 +54,7 @@ func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, a
 		procs: make(map[string]*process),
 	}
 	for i := 0; i < n; i++ {
-		name := fmt.Sprintf("n%d", i+1)
+		name := nodeNames(n)[i]
 		var peers, peerHTTP []string
 		for j, a := range addrs {
 			if j != i {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/nemesis"
 )
 
 // Outcome is what one run produced.
@@ -24,6 +26,7 @@ type Outcome struct {
 	Result  checker.Result // the checkers' verdict
 	Replay  string         // the command that replays this run
 	Timings Timings
+	Nemesis string // what the nemesis did; empty without faults
 }
 
 // Timings splits a run's wall time into its phases.
@@ -51,6 +54,7 @@ type runRecord struct {
 	Valid     *checker.Validity    `json:"valid,omitempty"`
 	Error     string               `json:"error,omitempty"`
 	Unclean   []string             `json:"unclean_shutdown,omitempty"`
+	Schedule  string               `json:"nemesis_schedule,omitempty"`
 	Truncated bool                 `json:"interrupted,omitempty"`
 }
 
@@ -101,6 +105,8 @@ type runner struct {
 	start time.Time
 	rec   runRecord
 	mu    sync.Mutex // guards out
+
+	nemesisStats string // what the nemesis did, for the summary
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -168,12 +174,34 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	t.Startup = time.Since(phase)
 	r.logf("cluster up in %s: %s", t.Startup.Round(time.Millisecond), describeNodes(cl))
 
+	sched, err := cfg.schedule(cl.names())
+	if err != nil {
+		return nil, err
+	}
+	r.rec.Schedule = sched.String()
+	nem := nemesis.New(cl, nemesis.RecordTo(rec.w), r.logf)
+
 	phase = time.Now()
-	if err := r.runClients(ctx, cl, rec); err != nil {
+	nemCtx, stopNemesis := context.WithCancel(ctx)
+	nemDone := make(chan error, 1)
+	go func() { nemDone <- nem.Run(nemCtx, sched) }()
+	err = r.runClients(ctx, cl, rec)
+	stopNemesis()
+	if nerr := <-nemDone; nerr != nil && !errors.Is(nerr, context.Canceled) && err == nil {
+		err = fmt.Errorf("nemesis: %w", nerr)
+	}
+	if err != nil {
 		return nil, err
 	}
 	t.Clients = time.Since(phase)
 	r.logf("client phase done in %s: %d ops recorded", t.Clients.Round(time.Millisecond), rec.w.Len())
+	if len(sched) > 0 {
+		if err := nem.Heal(ctx); err != nil {
+			return nil, fmt.Errorf("final heal: %w", err)
+		}
+		r.nemesisStats = nem.Stats().String()
+		r.logf("healed; nemesis: %s", r.nemesisStats)
+	}
 
 	phase = time.Now()
 	converged, err := r.finalReads(ctx, cl, rec)
@@ -208,7 +236,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	r.rec.Timings = &t
 	r.rec.Valid = &res.Valid
 
-	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t}
+	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
 	r.mu.Lock()
 	printSummary(r.out, o)
 	r.mu.Unlock()
@@ -340,6 +368,9 @@ func printSummary(w io.Writer, o *Outcome) {
 	fmt.Fprintf(w, "\n")
 	o.Result.WriteSummary(w)
 	fmt.Fprintf(w, "\nseed:    %d\n", o.Seed)
+	if o.Nemesis != "" {
+		fmt.Fprintf(w, "nemesis: %s\n", o.Nemesis)
+	}
 	fmt.Fprintf(w, "timings: start-up %s, clients %s, convergence %s, checking %s, total %s\n",
 		o.Timings.Startup.Round(time.Millisecond), o.Timings.Clients.Round(time.Millisecond),
 		o.Timings.Convergence.Round(time.Millisecond), o.Timings.Checking.Round(time.Millisecond),

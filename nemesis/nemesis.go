@@ -70,7 +70,7 @@ type Nemesis struct {
 // unknownSet marks a node whose faults are unknown.
 const unknownSet = "unknown"
 
-// New returns a nemesis for cluster. record is called for each action with
+// New returns a nemesis for cluster, whose Nodes it reads once. record is called for each action with
 // the op's f and value, which says what was actually done (RecordTo writes
 // them to a history); logf, if not nil, receives a line per action and
 // problem.
@@ -160,7 +160,7 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		if len(nodes) == 0 {
 			continue
 		}
-		v := n.process(ctx, f, nodes)
+		v := n.process(ctx, f, nodes, false) // clearAll follows
 		for _, x := range sortCluster(slices.Collect(maps.Keys(v.Failed)), n.index()) {
 			errs = append(errs, fmt.Errorf("%s %s: %s", f, x, v.Failed[x]))
 		}
@@ -344,7 +344,7 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 		v.Unreachable = n.applyFaults(ctx, n.nodes, false)
 		return n.emit(FStopLink, v)
 	case FKill, FRestart, FPause, FResume:
-		return n.emit(st.Action, n.process(ctx, st.Action, st.Nodes))
+		return n.emit(st.Action, n.process(ctx, st.Action, st.Nodes, true))
 	}
 	return fmt.Errorf("nemesis: unknown action %q", st.Action) // check rejects it first
 }
@@ -363,9 +363,9 @@ func (n *Nemesis) emit(f string, value any) error {
 }
 
 // process kills, restarts, pauses or resumes nodes concurrently, skipping
-// those already in the wanted state, and re-applies the faults in force to
-// the nodes it restarts or resumes.
-func (n *Nemesis) process(ctx context.Context, f string, nodes []string) processValue {
+// those already in the wanted state; with reapply, it sends the nodes it
+// restarts or resumes the faults in force right after.
+func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply bool) processValue {
 	v := processValue{Nodes: []string{}}
 	type result struct {
 		node     string
@@ -391,7 +391,7 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string) process
 			continue
 		}
 		r := &result{node: x}
-		if f == FRestart || f == FResume {
+		if reapply && (f == FRestart || f == FResume) {
 			have := emptySet // a restarted node starts with no faults
 			if f == FResume {
 				have = n.appliedSet(x)

@@ -50,8 +50,8 @@ type Partition struct {
 	//
 	//   - "isolate": Groups is {{x}, others}; x and the others drop each
 	//     other's traffic.
-	//   - "halves", "random-halves": Groups is {minority, rest}; the two
-	//     drop each other's traffic.
+	//   - "halves", "random-halves": Groups is {⌊n/2⌋ nodes, the rest};
+	//     the two drop each other's traffic.
 	//   - "bridge": Groups is {A, {b}, B}; A and B drop each other's
 	//     traffic, the bridge node b keeps talking to both.
 	//   - "majorities-ring": Groups is {ring}, every node in a ring order;

@@ -119,13 +119,14 @@ func (s Step) check(idx map[string]int, prev time.Duration) error {
 // faults start and stop alternately, each fault lasting about interval and
 // followed by about interval of clean running (every span jittered by ±25%),
 // until duration; a fault still running at duration stops then. Each fault
-// window picks one of kinds at random, then its shape, targets and
-// parameters. The same arguments always give the same schedule.
+// window picks one of kinds at random, with equal odds, then its shape,
+// targets and parameters. The same arguments always give the same schedule.
 //
-// Kinds are "partition" (any shape below), a shape name ("isolate",
-// "halves", "random-halves", "bridge", "majorities-ring", or one with a
-// "-oneway" suffix), "delay", "loss", "link" (delay or loss), "kill" and
-// "pause"; Describe lists them. No kinds give an empty schedule.
+// Kinds are "partition" (any shape the cluster size allows, with equal
+// odds), a shape name ("isolate", "halves", "random-halves", "bridge",
+// "majorities-ring", or one with a "-oneway" suffix), "delay", "loss",
+// "link" (counts as both delay and loss), "kill" and "pause"; Describe
+// lists them. No kinds give an empty schedule.
 func Generate(seed uint64, kinds []string, interval, duration time.Duration, nodes []string) (Schedule, error) {
 	idx, err := indexNodes(nodes)
 	if err != nil {
@@ -147,7 +148,8 @@ func Generate(seed uint64, kinds []string, interval, duration time.Duration, nod
 		return max(d, time.Millisecond)
 	}
 	var s Schedule
-	for start := span(); start < duration; {
+	// A short warm-up lets the clients start before the first fault.
+	for start := span() / 4; start < duration; {
 		length := span()
 		stop := min(start+length, duration)
 		kind := gens[rng.IntN(len(gens))]
@@ -170,8 +172,8 @@ const (
 )
 
 // expandKinds turns user-facing kinds into the window kinds Generate draws
-// from: "partition" into every shape the cluster size allows, "link" into
-// delay and loss.
+// from: "link" into delay and loss; they are checked against the cluster
+// size.
 func expandKinds(kinds []string, n int) ([]string, error) {
 	var out []string
 	add := func(k string) {
@@ -187,14 +189,7 @@ func expandKinds(kinds []string, n int) ([]string, error) {
 			if n < 2 {
 				return nil, fmt.Errorf("nemesis partition needs at least 2 nodes, have %d", n)
 			}
-			for _, sh := range shapes() {
-				if n >= minNodes(sh) {
-					add(sh)
-					if sh != shapeRing {
-						add(sh + onewaySuffix)
-					}
-				}
-			}
+			add(k)
 		case "link":
 			add("delay")
 			add("loss")
@@ -240,6 +235,18 @@ func window(kind string, nodes []string, idx map[string]int, rng *rand.Rand) (fi
 	case FPause:
 		ns := target()
 		return Step{Action: FPause, Nodes: ns}, Step{Action: FResume, Nodes: ns}, nil
+	}
+	if kind == "partition" { // any shape the cluster size allows
+		var all []string
+		for _, sh := range shapes() {
+			if len(nodes) >= minNodes(sh) {
+				all = append(all, sh)
+				if sh != shapeRing {
+					all = append(all, sh+onewaySuffix)
+				}
+			}
+		}
+		kind = all[rng.IntN(len(all))]
 	}
 	p, err := NewPartition(kind, nodes, rng)
 	if err != nil {

@@ -45,16 +45,21 @@ type delegate struct {
 
 var _ memberlist.Delegate = (*delegate)(nil)
 
+// NodeMeta implements memberlist.Delegate: nodes carry no metadata.
 func (d *delegate) NodeMeta(limit int) []byte { return nil }
 
+// NotifyMsg implements memberlist.Delegate: a broadcast value is merged.
 func (d *delegate) NotifyMsg(b []byte) { d.merge(b, "broadcast") }
 
+// GetBroadcasts implements memberlist.Delegate.
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.queue.GetBroadcasts(overhead, limit)
 }
 
+// LocalState implements memberlist.Delegate: the durable value.
 func (d *delegate) LocalState(join bool) []byte { return encodeValue(d.store.get()) }
 
+// MergeRemoteState implements memberlist.Delegate: the peer's value is merged.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.merge(buf, "push/pull") }
 
 func (d *delegate) merge(b []byte, via string) {
@@ -77,13 +82,20 @@ type valueBroadcast []byte
 
 var _ memberlist.NamedBroadcast = valueBroadcast(nil)
 
+// Invalidates implements memberlist.Broadcast.
 func (b valueBroadcast) Invalidates(other memberlist.Broadcast) bool {
 	_, ok := other.(valueBroadcast)
 	return ok
 }
-func (b valueBroadcast) Name() string    { return "counter" }
+
+// Name implements memberlist.NamedBroadcast.
+func (b valueBroadcast) Name() string { return "counter" }
+
+// Message implements memberlist.Broadcast.
 func (b valueBroadcast) Message() []byte { return b }
-func (b valueBroadcast) Finished()       {}
+
+// Finished implements memberlist.Broadcast.
+func (b valueBroadcast) Finished() {}
 
 // memberlistConfig returns memberlist's configuration for a cluster on
 // loopback.
@@ -115,6 +127,7 @@ func memberlistConfig(s *settings, d *delegate, ms *memberSet, t memberlist.Tran
 // records.
 type logWriter struct{ log *slog.Logger }
 
+// Write implements io.Writer; p is one log line.
 func (w logWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
 	level := slog.LevelInfo

@@ -54,12 +54,13 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 	}
 	value, applied, err := s.store.set(r.Context(), v)
 	switch {
+	case err == nil:
 	case errors.Is(err, errClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	case r.Context().Err() != nil:
 		return // the client is gone
-	case err != nil:
+	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}

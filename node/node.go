@@ -108,7 +108,7 @@ func Start(cfg Config) (*Server, error) {
 	}()
 
 	mlLog := log.New(logWriter{logger}, "", 0)
-	s.transport, err = newFaultTransport(c.gossip, logger, mlLog)
+	s.transport, err = newFaultTransport(c.gossip, mlLog)
 	if err != nil {
 		return nil, err
 	}

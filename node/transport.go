@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -27,7 +26,6 @@ var errLinkDown = errors.New("link down (fault injection)")
 type faultTransport struct {
 	inner   *memberlist.NetTransport
 	localIP net.IP
-	log     *slog.Logger
 	faults  atomic.Pointer[faultTable]
 
 	packetCh chan *memberlist.Packet
@@ -42,7 +40,7 @@ type faultTransport struct {
 var _ memberlist.NodeAwareTransport = (*faultTransport)(nil)
 
 // newFaultTransport binds UDP and TCP on addr.
-func newFaultTransport(addr netip.AddrPort, log *slog.Logger, mlLog *log.Logger) (*faultTransport, error) {
+func newFaultTransport(addr netip.AddrPort, mlLog *log.Logger) (*faultTransport, error) {
 	none, err := newFaultTable(nil)
 	if err != nil {
 		return nil, err
@@ -58,7 +56,6 @@ func newFaultTransport(addr netip.AddrPort, log *slog.Logger, mlLog *log.Logger)
 	t := &faultTransport{
 		inner:     inner,
 		localIP:   net.IP(addr.Addr().AsSlice()),
-		log:       log,
 		packetCh:  make(chan *memberlist.Packet),
 		streamCh:  make(chan net.Conn),
 		done:      make(chan struct{}),

@@ -17,7 +17,7 @@ import (
 func newTestTransport(t testing.TB) (*faultTransport, string) {
 	t.Helper()
 	ip := randomLoopback()
-	tr, err := newFaultTransport(netip.AddrPortFrom(ip, 0), testLogger(t), log.New(io.Discard, "", 0))
+	tr, err := newFaultTransport(netip.AddrPortFrom(ip, 0), log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}

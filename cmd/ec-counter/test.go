@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ec-counter/ec-counter/harness"
+	"github.com/ec-counter/ec-counter/nemesis"
 )
 
 func testCommand() *cli.Command {
@@ -32,6 +34,9 @@ func testCommand() *cli.Command {
 			&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, Usage: "timeout of each client request"},
 			&cli.DurationFlag{Name: "converge-timeout", Value: d.ConvergeTimeout, Usage: "how long nodes may take to agree after the last set"},
 			&cli.StringFlag{Name: "store", Value: d.Store, Usage: "`DIR` where runs are stored"},
+			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
+			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
+			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
 			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
 		},
 		Before: applyConfigFile,
@@ -42,6 +47,12 @@ func testCommand() *cli.Command {
 func runTest(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError(fmt.Errorf("test takes no arguments, got %q", c.Args().Slice()))
+	}
+	if c.String("nemesis") == "list" {
+		for _, line := range nemesis.Describe() {
+			fmt.Println(line)
+		}
+		return nil
 	}
 	cfg := harness.Defaults()
 	cfg.Name = c.String("name")
@@ -54,6 +65,11 @@ func runTest(c *cli.Context) error {
 	cfg.ConvergeTimeout = c.Duration("converge-timeout")
 	cfg.Store = c.String("store")
 	cfg.NodeCmd = c.String("node-cmd")
+	if k := c.String("nemesis"); k != "" {
+		cfg.Nemesis = strings.Split(k, ",")
+	}
+	cfg.NemesisInterval = c.Duration("nemesis-interval")
+	cfg.NemesisSchedule = c.String("nemesis-schedule")
 	if err := cfg.Validate(); err != nil {
 		return usageError(err)
 	}

@@ -1,0 +1,109 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/ec-counter/ec-counter/nemesis"
+)
+
+// The cluster is what the nemesis acts on.
+var _ nemesis.Cluster = (*cluster)(nil)
+
+// Nodes returns the node names in order.
+func (c *cluster) Nodes() []string { return c.names() }
+
+// HTTPAddr returns a node's HTTP address.
+func (c *cluster) HTTPAddr(node string) string {
+	s, _ := c.spec(node)
+	return s.Addrs.HTTP
+}
+
+// GossipAddr returns a node's gossip address.
+func (c *cluster) GossipAddr(node string) string {
+	s, _ := c.spec(node)
+	return s.Addrs.Gossip
+}
+
+// Token returns the run's admin token.
+func (c *cluster) Token() string { return c.token }
+
+// Kill SIGKILLs a node and waits for it to exit.
+func (c *cluster) Kill(ctx context.Context, node string) error {
+	p := c.proc(node)
+	if p == nil {
+		return fmt.Errorf("no node %q", node)
+	}
+	p.kill()
+	return nil
+}
+
+// Restart starts a killed node again, with the same name, addresses and
+// data directory, and waits until its HTTP API answers (it may not see
+// its peers yet: a partition may be in force).
+func (c *cluster) Restart(ctx context.Context, node string) error {
+	p, err := c.startNode(node)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return waitReady(ctx, c.http, p, 0)
+}
+
+// Pause stops a node with SIGSTOP.
+func (c *cluster) Pause(ctx context.Context, node string) error {
+	return c.signal(node, syscall.SIGSTOP)
+}
+
+// Resume continues a paused node with SIGCONT.
+func (c *cluster) Resume(ctx context.Context, node string) error {
+	return c.signal(node, syscall.SIGCONT)
+}
+
+func (c *cluster) signal(node string, sig syscall.Signal) error {
+	p := c.proc(node)
+	if p == nil {
+		return fmt.Errorf("no node %q", node)
+	}
+	return p.signal(sig)
+}
+
+// schedule builds the run's fault schedule: the scripted one from the
+// schedule file, else one generated from the seed for the kinds asked for,
+// spanning the expected client phase. It returns nil when no fault is asked
+// for.
+func (cfg *Config) schedule(nodes []string) (nemesis.Schedule, error) {
+	if cfg.NemesisSchedule != "" {
+		f, err := os.Open(cfg.NemesisSchedule)
+		if err != nil {
+			return nil, fmt.Errorf("--nemesis-schedule: %w", err)
+		}
+		defer f.Close()
+		s, err := nemesis.ParseSchedule(f, nodes, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("--nemesis-schedule %s: %w", cfg.NemesisSchedule, err)
+		}
+		return s, nil
+	}
+	if len(cfg.Nemesis) == 0 {
+		return nil, nil
+	}
+	s, err := nemesis.Generate(cfg.Seed, cfg.Nemesis, cfg.NemesisInterval, cfg.expectedClientPhase(), nodes)
+	if err != nil {
+		return nil, fmt.Errorf("--nemesis: %w", err)
+	}
+	return s, nil
+}
+
+// expectedClientPhase is how long the clients should take at their rate,
+// or a minute when they run back to back.
+func (cfg *Config) expectedClientPhase() time.Duration {
+	if cfg.Rate <= 0 {
+		return time.Minute
+	}
+	return time.Duration(float64(cfg.Requests) / cfg.Rate * float64(time.Second))
+}

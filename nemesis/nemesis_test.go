@@ -1,0 +1,546 @@
+package nemesis
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// fakeNode is a node's admin API on a real HTTP server, decoding fault sets
+// as strictly as the node does.
+type fakeNode struct {
+	name  string
+	token string
+	srv   *httptest.Server
+
+	mu       sync.Mutex
+	adminOff bool     // answer 404, as a node without --admin-token-file
+	faults   string   // the current fault set, canonical JSON
+	puts     []string // every accepted PUT body, canonical JSON
+	auths    []string // every Authorization header received
+}
+
+func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.auths = append(f.auths, r.Header.Get("Authorization"))
+	fail := func(code int, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "{\"error\":%q}\n", msg)
+	}
+	switch {
+	case r.URL.Path != adminPath:
+		fail(http.StatusNotFound, "not found")
+		return
+	case f.adminOff:
+		fail(http.StatusNotFound, "admin API is off (no --admin-token-file)")
+		return
+	case r.Header.Get("Authorization") != "Bearer "+f.token:
+		fail(http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPut:
+		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+			fail(http.StatusBadRequest, "content type "+ct)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		var fs faultSet
+		if err := dec.Decode(&fs); err != nil || fs.Links == nil {
+			fail(http.StatusBadRequest, fmt.Sprintf("invalid fault set %s: %v", body, err))
+			return
+		}
+		for peer, l := range fs.Links {
+			for _, d := range []*dirFaults{l.In, l.Out} {
+				if d != nil && (d.DelayMS < 0 || d.JitterMS < 0 || d.Loss < 0 || d.Loss > 1) {
+					fail(http.StatusBadRequest, "bad link "+peer)
+					return
+				}
+			}
+		}
+		canon, _ := json.Marshal(fs)
+		f.faults = string(canon)
+		f.puts = append(f.puts, f.faults)
+	default:
+		fail(http.StatusMethodNotAllowed, "method")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, f.faults+"\n")
+}
+
+func (f *fakeNode) state() (faults string, puts []string, auths []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.faults, append([]string(nil), f.puts...), append([]string(nil), f.auths...)
+}
+
+// fakeCluster runs no processes: it tracks their states, and a restart
+// clears the node's faults as a fresh process would.
+type fakeCluster struct {
+	token string
+	names []string
+	nodes map[string]*fakeNode
+
+	mu      sync.Mutex
+	procs   map[string]string // running, killed, paused
+	calls   []string
+	failing map[string]error // node → error of its next process call
+}
+
+func newFakeCluster(t *testing.T, n int) *fakeCluster {
+	t.Helper()
+	c := &fakeCluster{
+		token:   "s3cret",
+		names:   testNodes(n),
+		nodes:   map[string]*fakeNode{},
+		procs:   map[string]string{},
+		failing: map[string]error{},
+	}
+	for _, name := range c.names {
+		f := &fakeNode{name: name, token: c.token, faults: emptySet}
+		f.srv = httptest.NewServer(f)
+		t.Cleanup(f.srv.Close)
+		c.nodes[name] = f
+		c.procs[name] = "running"
+	}
+	return c
+}
+
+func (c *fakeCluster) Nodes() []string               { return c.names }
+func (c *fakeCluster) HTTPAddr(node string) string   { return c.nodes[node].srv.Listener.Addr().String() }
+func (c *fakeCluster) GossipAddr(node string) string { return testGossip(node) }
+func (c *fakeCluster) Token() string                 { return c.token }
+
+func (c *fakeCluster) proc(call, node, from, to string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, call+" "+node)
+	if err := c.failing[node]; err != nil {
+		delete(c.failing, node)
+		return err
+	}
+	if from != "" && c.procs[node] != from && !(call == "kill" && c.procs[node] == "paused") {
+		return fmt.Errorf("%s %s: node is %s", call, node, c.procs[node])
+	}
+	c.procs[node] = to
+	if call == "restart" {
+		f := c.nodes[node]
+		f.mu.Lock()
+		f.faults = emptySet
+		f.mu.Unlock()
+	}
+	return nil
+}
+
+func (c *fakeCluster) Kill(_ context.Context, node string) error {
+	return c.proc("kill", node, "running", "killed")
+}
+func (c *fakeCluster) Restart(_ context.Context, node string) error {
+	return c.proc("restart", node, "killed", "running")
+}
+func (c *fakeCluster) Pause(_ context.Context, node string) error {
+	return c.proc("pause", node, "running", "paused")
+}
+func (c *fakeCluster) Resume(_ context.Context, node string) error {
+	return c.proc("resume", node, "paused", "running")
+}
+
+func (c *fakeCluster) faults(node string) string {
+	f, _, _ := c.nodes[node].state()
+	return f
+}
+
+// recorder collects the nemesis's ops as "f value-json".
+type recorder struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (r *recorder) record(f string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = append(r.ops, f+" "+string(b))
+	return nil
+}
+
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops := r.ops
+	r.ops = nil
+	return ops
+}
+
+func parseSched(t *testing.T, text string, nodes []string) Schedule {
+	t.Helper()
+	s, err := ParseSchedule(strings.NewReader(text), nodes, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func checkOps(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+const (
+	drop  = `{"in":{"drop":true}}`
+	slow  = `{"out":{"delay_ms":100}}`
+	both  = `{"in":{"drop":true},"out":{"delay_ms":100}}`
+	links = `{"links":{%s}}`
+)
+
+func set(entries ...string) string { return fmt.Sprintf(links, strings.Join(entries, ",")) }
+
+func link(node, faults string) string { return fmt.Sprintf("%q:%s", testGossip(node), faults) }
+
+func TestRunAppliesFaults(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	var rec recorder
+	var logs bytes.Buffer
+	n := New(c, rec.record, func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) })
+	s := parseSched(t, `
+0s     start-partition  isolate n1
+0s     start-link       delay=100ms nodes=n2
+10ms   kill             n3
+20ms   restart          n3
+30ms   pause            n2
+40ms   stop-partition
+50ms   resume           n2
+60ms   stop-link
+`, c.names)
+
+	// Step by step, checking every node's faults after each.
+	want := []map[string]string{
+		{ // isolate n1
+			"n1": set(link("n2", drop), link("n3", drop)),
+			"n2": set(link("n1", drop)),
+			"n3": set(link("n1", drop)),
+		},
+		{ // + delay on n2's links, composed with the partition
+			"n1": set(link("n2", both), link("n3", drop)),
+			"n2": set(link("n1", both), link("n3", slow)),
+			"n3": set(link("n1", drop), link("n2", slow)),
+		},
+		nil, // kill n3: nothing changes on the others
+		{ // restart n3: its faults are applied again
+			"n3": set(link("n1", drop), link("n2", slow)),
+		},
+		nil, // pause n2
+		{ // stop-partition: n2 is paused and keeps its faults
+			"n1": set(link("n2", slow)),
+			"n2": set(link("n1", both), link("n3", slow)),
+			"n3": set(link("n2", slow)),
+		},
+		{ // resume n2: it catches up
+			"n2": set(link("n1", slow), link("n3", slow)),
+		},
+		{"n1": emptySet, "n2": emptySet, "n3": emptySet},
+	}
+	for i, st := range s {
+		st.At = 0
+		if err := n.Run(context.Background(), Schedule{st}); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		for node, f := range want[i] {
+			if got := c.faults(node); got != f {
+				t.Errorf("after %q: %s holds %s, want %s", st, node, got, f)
+			}
+		}
+	}
+	checkOps(t, rec.take(), []string{
+		`start-partition {"shape":"isolate","groups":[["n1"],["n2","n3"]],"grudge":{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}}`,
+		`start-link {"delay_ms":100,"jitter_ms":0,"loss":0,"nodes":["n2"]}`,
+		`kill {"nodes":["n3"]}`,
+		`restart {"nodes":["n3"],"reapplied":["n3"]}`,
+		`pause {"nodes":["n2"]}`,
+		`stop-partition {"shape":"isolate","groups":[["n1"],["n2","n3"]],"grudge":{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]},"unreachable":["n2"]}`,
+		`resume {"nodes":["n2"],"reapplied":["n2"]}`,
+		`stop-link {"delay_ms":100,"jitter_ms":0,"loss":0,"nodes":["n2"]}`,
+	})
+	for _, name := range c.names {
+		_, puts, auths := c.nodes[name].state()
+		for _, a := range auths {
+			if a != "Bearer s3cret" {
+				t.Errorf("%s got Authorization %q", name, a)
+			}
+		}
+		if len(puts) == 0 || len(auths) != len(puts) {
+			t.Errorf("%s: %d PUTs, %d requests", name, len(puts), len(auths))
+		}
+	}
+	// n3 was killed during the link fault's start and got nothing while
+	// dead: its PUTs are the partition, the re-application, the heals.
+	_, puts, _ := c.nodes["n3"].state()
+	if len(puts) != 5 {
+		t.Errorf("n3 PUTs: %q", puts)
+	}
+	stats := n.Stats()
+	if stats.Ops[FKill] != 1 || stats.Ops[FStartPartition] != 1 || stats.Unreachable != 1 || stats.Failed != 0 {
+		t.Errorf("stats %+v", stats)
+	}
+	if got := stats.String(); got != "start-partition 1, stop-partition 1, start-link 1, stop-link 1, kill 1, restart 1, pause 1, resume 1; 1 unreachable" {
+		t.Errorf("stats %q", got)
+	}
+	if !strings.Contains(logs.String(), "cannot set the faults of n2: paused") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+func TestRunUnreachableGoesOn(t *testing.T) {
+	c := newFakeCluster(t, 5)
+	c.nodes["n2"].adminOff = true // a custom node without an admin API
+	c.nodes["n3"].srv.Close()     // a node that does not answer at all
+	var rec recorder
+	n := New(c, rec.record, t.Logf)
+	s := parseSched(t, "0s start-partition halves\n0s kill n4\n0s stop-partition\n", c.names)
+	if err := n.Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), []string{
+		`start-partition {"shape":"halves","groups":[["n1","n2"],["n3","n4","n5"]],"grudge":{"n1":["n3","n4","n5"],"n2":["n3","n4","n5"],"n3":["n1","n2"],"n4":["n1","n2"],"n5":["n1","n2"]},"unreachable":["n2","n3"]}`,
+		`kill {"nodes":["n4"]}`,
+		// n2 refused (404) and holds nothing, so it needs nothing now; n3
+		// may hold the partition, so it is tried again.
+		`stop-partition {"shape":"halves","groups":[["n1","n2"],["n3","n4","n5"]],"grudge":{"n1":["n3","n4","n5"],"n2":["n3","n4","n5"],"n3":["n1","n2"],"n4":["n1","n2"],"n5":["n1","n2"]},"unreachable":["n3"]}`,
+	})
+	if got := c.faults("n1"); got != emptySet {
+		t.Errorf("n1 holds %s after the heal", got)
+	}
+	if st := n.Stats(); st.Unreachable != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	// Heal cannot clear n3, which may still hold the partition.
+	err := n.Heal(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "could not clear the faults of n3") {
+		t.Errorf("Heal = %v", err)
+	}
+}
+
+func TestRunWrongToken(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	c.token = "wrong"
+	var rec recorder
+	n := New(c, rec.record, nil)
+	if err := n.Run(context.Background(), parseSched(t, "0s start-partition isolate n2", c.names)); err != nil {
+		t.Fatal(err)
+	}
+	ops := rec.take()
+	if len(ops) != 1 || !strings.HasSuffix(ops[0], `"unreachable":["n1","n2","n3"]}`) {
+		t.Errorf("ops %q", ops)
+	}
+	// 401 means nothing was applied: Heal has nothing it must clear.
+	if err := n.Heal(context.Background()); err != nil {
+		t.Errorf("Heal: %v", err)
+	}
+}
+
+func TestProcessFailure(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	c.failing["n2"] = errors.New("no such process")
+	var rec recorder
+	n := New(c, rec.record, nil)
+	s := parseSched(t, "0s kill n1,n2\n0s pause n3\n", c.names)
+	s = append(s,
+		Step{Action: FPause, Nodes: []string{"n3"}},   // paused already: skipped
+		Step{Action: FRestart, Nodes: []string{"n2"}}, // its kill failed: skipped
+	)
+	if err := n.Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), []string{
+		`kill {"nodes":["n1"],"failed":{"n2":"no such process"}}`,
+		`pause {"nodes":["n3"]}`,
+		`pause {"nodes":[],"skipped":["n3"]}`,
+		`restart {"nodes":[],"skipped":["n2"]}`,
+	})
+	if st := n.Stats(); st.Failed != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if err := n.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), []string{`resume {"nodes":["n3"]}`, `restart {"nodes":["n1"]}`})
+}
+
+func TestHeal(t *testing.T) {
+	c := newFakeCluster(t, 5)
+	var rec recorder
+	n := New(c, rec.record, nil)
+	s := parseSched(t, `
+0s start-partition bridge n1,n2|n3|n4,n5
+0s start-link loss=20% nodes=n5
+0s kill n1
+0s pause n2,n4
+`, c.names)
+	if err := n.Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	rec.take()
+	_, before, _ := c.nodes["n3"].state()
+	if err := n.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), []string{
+		`resume {"nodes":["n2","n4"]}`,
+		`restart {"nodes":["n1"]}`,
+		`stop-partition {"shape":"bridge","groups":[["n1","n2"],["n3"],["n4","n5"]],"grudge":{"n1":["n4","n5"],"n2":["n4","n5"],"n4":["n1","n2"],"n5":["n1","n2"]}}`,
+		`stop-link {"delay_ms":0,"jitter_ms":0,"loss":0.2,"nodes":["n5"]}`,
+	})
+	for _, name := range c.names {
+		if got := c.faults(name); got != emptySet {
+			t.Errorf("%s holds %s after Heal", name, got)
+		}
+		if c.procs[name] != "running" {
+			t.Errorf("%s is %s after Heal", name, c.procs[name])
+		}
+		// Every node is sent an empty set, needed or not.
+		if _, puts, _ := c.nodes[name].state(); puts[len(puts)-1] != emptySet {
+			t.Errorf("%s's last PUT is %s", name, puts[len(puts)-1])
+		}
+	}
+	if _, after, _ := c.nodes["n3"].state(); len(after) != len(before)+1 {
+		t.Errorf("the bridge node n3 got %d PUTs in Heal, want 1", len(after)-len(before))
+	}
+	// A second Heal records nothing and succeeds.
+	if err := n.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), nil)
+}
+
+func TestRunTiming(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	var mu sync.Mutex
+	var at []time.Duration
+	start := time.Now()
+	n := New(c, func(string, any) error {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Since(start))
+		return nil
+	}, nil)
+	s := parseSched(t, "0s pause n1\n50ms resume n1\n100ms pause n1\n100ms resume n1\n", c.names)
+	if err := n.Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if len(at) != 4 {
+		t.Fatalf("%d ops", len(at))
+	}
+	for i, st := range s {
+		if at[i] < st.At {
+			t.Errorf("step %q ran at %s", st, at[i])
+		}
+	}
+	if at[3] > 2*time.Second {
+		t.Errorf("run took %s", at[3])
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	var rec recorder
+	n := New(c, rec.record, nil)
+	s := parseSched(t, "0s start-partition isolate n1\n1h stop-partition\n", c.names)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx, s) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	if ops := rec.take(); len(ops) != 1 {
+		t.Errorf("ops %q", ops)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before {
+		t.Errorf("%d goroutines after Run, %d before", g, before)
+	}
+	// An ended context stops Run before any step.
+	if err := n.Run(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run with an ended context = %v", err)
+	}
+}
+
+func TestRunRejectsBadSchedule(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	var rec recorder
+	n := New(c, rec.record, nil)
+	for _, s := range []Schedule{
+		{{Action: FKill, Nodes: []string{"n9"}}},
+		{{Action: "explode"}},
+		{{At: time.Second, Action: FStopLink}, {Action: FStopLink}},
+		{{Action: FStartPartition, Partition: Partition{Shape: "isolate", Groups: [][]string{{"n1"}}}}},
+		{{Action: FStartLink, Nodes: []string{"n1"}}},
+	} {
+		if err := n.Run(context.Background(), s); err == nil {
+			t.Errorf("Run(%v) accepted", s)
+		}
+	}
+	if ops := rec.take(); len(ops) != 0 {
+		t.Errorf("ops %q", ops)
+	}
+}
+
+func TestRecordTo(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	var buf bytes.Buffer
+	w := histories.NewWriter(&buf, time.Now())
+	n := New(c, RecordTo(w), nil)
+	if err := n.Run(context.Background(), parseSched(t, "0s start-partition isolate n1\n0s stop-partition", c.names)); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := histories.Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 {
+		t.Fatalf("ops %v", ops)
+	}
+	for i, f := range []string{FStartPartition, FStopPartition} {
+		op := ops[i]
+		if op.Index != int64(i) || op.Type != histories.Info || op.Process != histories.Nemesis || op.F != f {
+			t.Errorf("op %d: %s", i, op.Describe())
+		}
+	}
+	var v struct{ Grudge Grudge }
+	if err := json.Unmarshal(ops[0].Value, &v); err != nil || len(v.Grudge["n1"]) != 2 {
+		t.Errorf("value %s: %v", ops[0].Value, err)
+	}
+}
