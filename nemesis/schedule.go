@@ -115,7 +115,7 @@ func (s Step) check(idx map[string]int, prev time.Duration) error {
 	return fmt.Errorf("unknown action %q (want one of %s)", s.Action, strings.Join(actions(), ", "))
 }
 
-// Generate derives a schedule from seed: after a clean first interval,
+// Generate derives a schedule from seed: after a clean warm-up of about a quarter interval,
 // faults start and stop alternately, each fault lasting about interval and
 // followed by about interval of clean running (every span jittered by ±25%),
 // until duration; a fault still running at duration stops then. Each fault

@@ -1,0 +1,235 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// parallelRuns runs fn for each item on up to width goroutines: runs of a
+// 3-node cluster at 10 requests per second leave the machine mostly idle,
+// so running a few side by side keeps the suite short.
+func parallelRuns[T any](items []T, width int, fn func(T)) {
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(it)
+		}()
+	}
+	wg.Wait()
+}
+
+// TestNemesisKindsPassOnTheCorrectServer runs every fault kind, and all
+// four together, over five seeds each: the correct server must pass every
+// check, and each run's history must hold that fault's ops.
+func TestNemesisKindsPassOnTheCorrectServer(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	type job struct {
+		kinds string
+		seed  int
+	}
+	wantFs := map[string][]string{
+		"partition": {"start-partition", "stop-partition"},
+		"delay":     {"start-link", "stop-link"},
+		"kill":      {"kill", "restart"},
+		"pause":     {"pause", "resume"},
+	}
+	var jobs []job
+	for _, kinds := range []string{"partition", "delay", "kill", "pause", "partition,delay,kill,pause"} {
+		for seed := 1; seed <= 5; seed++ {
+			jobs = append(jobs, job{kinds, seed})
+		}
+	}
+	parallelRuns(jobs, 5, func(j job) {
+		store := filepath.Join(t.TempDir(), "store")
+		code, out := runCLI(t, bin, "test", "--store", store, "--nemesis", j.kinds, "--nemesis-interval", "2s",
+			"--seed", fmt.Sprint(j.seed), "--requests", "80")
+		if code != 0 {
+			t.Errorf("--nemesis %s --seed %d: exit %d, want 0:\n%s", j.kinds, j.seed, code, out)
+			return
+		}
+		r := readRun(t, store)
+		n := countOps(r.ops)
+		if j.kinds == "partition,delay,kill,pause" {
+			any := 0
+			for _, fs := range wantFs {
+				any += n["info "+fs[0]]
+			}
+			if any < 2 {
+				t.Errorf("--nemesis %s --seed %d: only %d faults injected", j.kinds, j.seed, any)
+			}
+			return
+		}
+		for _, f := range wantFs[j.kinds] {
+			if n["info "+f] == 0 {
+				t.Errorf("--nemesis %s --seed %d: no %s op in the history", j.kinds, j.seed, f)
+			}
+		}
+	})
+}
+
+// TestLongPartitionConverges holds a partition for 35 s, longer than
+// memberlist's dead-node reaping, and checks the cluster converges after
+// the heal (the rejoin loop's job).
+func TestLongPartitionConverges(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	sched := filepath.Join(dir, "schedule.txt")
+	os.WriteFile(sched, []byte("1s start-partition halves\n36s stop-partition\n"), 0o644)
+	store := filepath.Join(dir, "store")
+	code, out := runCLI(t, bin, "test", "--store", store, "--nemesis-schedule", sched, "--rate", "2", "--requests", "76")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	r := readRun(t, store)
+	var start, stop int64 = -1, -1
+	for _, op := range r.ops {
+		switch op.F {
+		case "start-partition":
+			start = op.Time
+		case "stop-partition":
+			stop = op.Time
+		}
+	}
+	if start < 0 || stop < 0 || time.Duration(stop-start) < 35*time.Second {
+		t.Fatalf("partition from %d to %d: want it held at least 35 s", start, stop)
+	}
+	// Both sides declared the other failed: the partition really outlasted
+	// memberlist's failure detection.
+	log, _ := os.ReadFile(filepath.Join(r.dir, "nodes", "n1.log"))
+	if !bytes.Contains(log, []byte("failed")) && !bytes.Contains(log, []byte("dead")) {
+		t.Errorf("n1 never marked a peer failed during a 35 s partition; log:\n%s", log)
+	}
+	conv := r.results["checks"].(map[string]any)["convergence"].(map[string]any)
+	if conv["valid"] != true {
+		t.Errorf("convergence: %v", conv)
+	}
+}
+
+// TestSameSeedReplaysSameFaultsAndOps runs twice with one seed and checks
+// that both record the same nemesis actions and the same client requests.
+func TestSameSeedReplaysSameFaultsAndOps(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	var runs [2]storedRun
+	parallelRuns([]int{0, 1}, 2, func(i int) {
+		store := filepath.Join(t.TempDir(), "store")
+		code, out := runCLI(t, bin, "test", "--store", store, "--seed", "99", "--nemesis", "partition,delay,kill,pause",
+			"--nemesis-interval", "1s", "--requests", "50", "--rate", "20")
+		if code != 0 {
+			t.Errorf("run %d: exit %d\n%s", i, code, out)
+			return
+		}
+		runs[i] = readRun(t, store)
+	})
+	if t.Failed() {
+		return
+	}
+	nemesisOps := func(r storedRun) []string {
+		var out []string
+		for _, op := range r.ops {
+			if op.Process == histories.Nemesis {
+				var v map[string]any
+				json.Unmarshal(op.Value, &v)
+				delete(v, "unreachable") // depends on timing (a node paused at that moment)
+				b, _ := json.Marshal(v)
+				out = append(out, op.F+" "+string(b))
+			}
+		}
+		return out
+	}
+	clientOps := func(r storedRun) []string {
+		var out []string
+		for _, op := range r.ops {
+			if op.Type == histories.Invoke && (op.F == histories.FGet || op.F == histories.FSet) {
+				out = append(out, op.Node+" "+op.F+" "+string(op.Value))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	a, b := nemesisOps(runs[0]), nemesisOps(runs[1])
+	if len(a) == 0 || !reflect.DeepEqual(a, b) {
+		t.Errorf("nemesis ops differ:\n%s\n---\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+	}
+	if !reflect.DeepEqual(clientOps(runs[0]), clientOps(runs[1])) {
+		t.Error("client requests differ between two runs of one seed")
+	}
+	if runs[0].record["nemesis_schedule"] != runs[1].record["nemesis_schedule"] {
+		t.Errorf("schedules differ:\n%v\n---\n%v", runs[0].record["nemesis_schedule"], runs[1].record["nemesis_schedule"])
+	}
+}
+
+// TestInterruptDuringPartition sends Ctrl-C while a partition is in force:
+// no process may remain, and the next run starts clean and passes.
+func TestInterruptDuringPartition(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	sched := filepath.Join(dir, "schedule.txt")
+	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
+	store := filepath.Join(dir, "store")
+	cmd := exec.Command(bin, "test", "--store", store, "--nemesis-schedule", sched)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "start-partition") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("partition never started:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 255 {
+		t.Errorf("interrupted run: %v, want exit 255\n%s", err, out.String())
+	}
+	deadline = time.Now().Add(2 * time.Second)
+	for len(nodeProcesses(t, store)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("node processes remain after Ctrl-C: %v", nodeProcesses(t, store))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, out := runCLI(t, bin, "test", "--store", store, "--requests", "20", "--rate", "50"); code != 0 {
+		t.Fatalf("the next run: exit %d\n%s", code, out)
+	}
+}
+
+func TestBadScheduleIsUsageError(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	sched := filepath.Join(dir, "schedule.txt")
+	os.WriteFile(sched, []byte("1s start-partition isolate n9\n"), 0o644)
+	for _, args := range [][]string{
+		{"--nemesis-schedule", sched},
+		{"--nemesis", "partition,earthquake"},
+		{"--nemesis", "partition", "--nemesis-interval", "0s"},
+	} {
+		code, out := runCLI(t, bin, append([]string{"test", "--store", filepath.Join(dir, "store")}, args...)...)
+		if code != 254 {
+			t.Errorf("%v: exit %d, want 254\n%s", args, code, out)
+		}
+	}
+}
