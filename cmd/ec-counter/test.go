@@ -34,6 +34,8 @@ func testCommand() *cli.Command {
 			&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, Usage: "timeout of each client request"},
 			&cli.DurationFlag{Name: "converge-timeout", Value: d.ConvergeTimeout, Usage: "how long nodes may take to agree after the last set"},
 			&cli.StringFlag{Name: "store", Value: d.Store, Usage: "`DIR` where runs are stored"},
+			&cli.IntFlag{Name: "test-count", Value: 1, Usage: "run a campaign of `N` runs with consecutive seeds; exit 255 if any crashed, else 1 if any was invalid, else 2 if any unknown"},
+			&cli.StringFlag{Name: "junit", Usage: "write the runs as JUnit XML to `FILE` (one testcase per run)"},
 			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
@@ -75,6 +77,9 @@ func runTest(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if c.Int("test-count") != 1 || c.String("junit") != "" {
+		return runCampaign(ctx, c, cfg)
+	}
 	o, err := harness.Run(ctx, cfg, os.Stdout)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -91,4 +96,41 @@ func exitWith(code int) error {
 		return nil
 	}
 	return cli.Exit("", code)
+}
+
+// runCampaign runs --test-count runs, prints their table, writes --junit,
+// and exits with the campaign's code.
+func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error {
+	count := c.Int("test-count")
+	if count < 1 {
+		return usageError(fmt.Errorf("--test-count must be at least 1, got %d", count))
+	}
+	runs, err := harness.Campaign(ctx, cfg, count, os.Stdout, isTerminal(os.Stdout))
+	fmt.Println()
+	if terr := harness.WriteCampaignTable(os.Stdout, runs); terr != nil {
+		return cli.Exit(terr.Error(), exitCrashed)
+	}
+	if path := c.String("junit"); path != "" {
+		f, ferr := os.Create(path)
+		if ferr == nil {
+			ferr = harness.WriteJUnit(f, cfg.Name, runs)
+			if cerr := f.Close(); ferr == nil {
+				ferr = cerr
+			}
+		}
+		if ferr != nil {
+			return cli.Exit(fmt.Sprintf("ec-counter: --junit: %v", ferr), exitCrashed)
+		}
+		fmt.Printf("JUnit XML: %s\n", path)
+	}
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("ec-counter: campaign stopped: %v", err), exitCrashed)
+	}
+	return exitWith(harness.CampaignExitCode(runs))
+}
+
+// isTerminal reports whether f is a character device, such as a terminal.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
