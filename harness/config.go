@@ -36,6 +36,9 @@ type Config struct {
 	NemesisInterval time.Duration `json:"nemesis_interval,omitempty"`
 	// NemesisSchedule is a scripted schedule file, used instead of Nemesis.
 	NemesisSchedule string `json:"nemesis_schedule,omitempty"`
+	// Bug switches a deliberate bug on in every node: "--bug NAME" is
+	// appended to the node command (ec-counter node --bug).
+	Bug string `json:"bug,omitempty"`
 	// StopGrace is how long a node has to exit after SIGTERM before SIGKILL.
 	StopGrace time.Duration `json:"stop_grace"`
 	// StartTimeout bounds the wait for every node to be healthy and see the others.
@@ -128,10 +131,19 @@ func (c *Config) ReplayArgs() []string {
 	add("--converge-timeout", c.ConvergeTimeout.String(), d.ConvergeTimeout.String())
 	add("--store", c.Store, d.Store)
 	add("--node-cmd", c.NodeCmd, d.NodeCmd)
+	add("--bug", c.Bug, "")
 	add("--nemesis", strings.Join(c.Nemesis, ","), "")
 	add("--nemesis-interval", c.NemesisInterval.String(), d.NemesisInterval.String())
 	add("--nemesis-schedule", c.NemesisSchedule, "")
 	return args
+}
+
+// nodeCommand is the node command template, with the bug switched on.
+func (c *Config) nodeCommand() string {
+	if c.Bug != "" {
+		return c.NodeCmd + " --bug " + c.Bug
+	}
+	return c.NodeCmd
 }
 
 // nodeNames returns n1..nN.

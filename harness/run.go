@@ -128,12 +128,15 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	cfg := r.cfg
 	t := Timings{}
 	r.logf("run %s: seed %d, %d nodes, %d clients x %d requests at %g/s", r.run.Dir, cfg.Seed, cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate)
+	if cfg.Bug != "" {
+		r.logf("nodes run with bug %q switched on", cfg.Bug)
+	}
 
 	addrs, err := allocateAddrs(cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
 	if err != nil {
 		return nil, err
 	}
-	cl, err := newCluster(r.run, cfg.Nodes, cfg.NodeCmd, cfg.StopGrace, addrs)
+	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ func main() {
 			checkCommand(),
 			nodeCommand(),
 			clientCommand(),
+			selftestCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

@@ -36,6 +36,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "store", Value: d.Store, Usage: "`DIR` where runs are stored"},
 			&cli.IntFlag{Name: "test-count", Value: 1, Usage: "run a campaign of `N` runs with consecutive seeds; exit 255 if any crashed, else 1 if any was invalid, else 2 if any unknown"},
 			&cli.StringFlag{Name: "junit", Usage: "write the runs as JUnit XML to `FILE` (one testcase per run)"},
+			&cli.StringFlag{Name: "bug", Usage: "run every node with a deliberate `BUG` switched on, to see the checkers catch it; 'list' describes them"},
 			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
@@ -56,6 +57,15 @@ func runTest(c *cli.Context) error {
 		}
 		return nil
 	}
+	if b := c.String("bug"); b != "" {
+		listed, err := checkBug(b)
+		if err != nil {
+			return usageError(err)
+		}
+		if listed {
+			return nil
+		}
+	}
 	cfg := harness.Defaults()
 	cfg.Name = c.String("name")
 	cfg.Nodes = c.Int("nodes")
@@ -72,6 +82,7 @@ func runTest(c *cli.Context) error {
 	}
 	cfg.NemesisInterval = c.Duration("nemesis-interval")
 	cfg.NemesisSchedule = c.String("nemesis-schedule")
+	cfg.Bug = c.String("bug")
 	if err := cfg.Validate(); err != nil {
 		return usageError(err)
 	}

@@ -1,0 +1,298 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ec-counter/ec-counter/checker"
+)
+
+// Scenario is one selftest case: a bug (or the correct server, Bug "") and
+// the run settings that expose it.
+type Scenario struct {
+	Bug      string // "" is the correct server
+	Why      string // how the scenario exposes the bug
+	Nemesis  []string
+	Interval time.Duration
+	Schedule string // a scripted schedule, instead of Nemesis
+	Nodes    int
+	Clients  int
+	Requests int
+	Rate     float64
+}
+
+// Name is the scenario's row label.
+func (s Scenario) Name() string {
+	if s.Bug != "" {
+		return s.Bug
+	}
+	if s.Schedule != "" {
+		return "correct (scripted)"
+	}
+	if len(s.Nemesis) == 0 {
+		return "correct, no faults"
+	}
+	return "correct, " + strings.Join(s.Nemesis, "+")
+}
+
+// nemesisLabel describes the faults of a scenario.
+func (s Scenario) nemesisLabel() string {
+	switch {
+	case s.Schedule != "":
+		return "scripted: " + strings.Join(strings.Fields(strings.ReplaceAll(s.Schedule, "\n", "; ")), " ")
+	case len(s.Nemesis) == 0:
+		return "none"
+	}
+	return strings.Join(s.Nemesis, ",") + " every " + s.Interval.String()
+}
+
+// killAll kills every node at once, twice, so that only what is on disk
+// survives; used to expose durability bugs.
+const killAll = `1.5s kill all
+2.5s restart all
+4s kill all
+5s restart all
+`
+
+// Scenarios returns the selftest's cases: every bug of the node in the run
+// that exposes it, then the correct server under no faults and under each
+// nemesis kind.
+func Scenarios() []Scenario {
+	base := Scenario{Nodes: 3, Clients: 5, Requests: 100, Rate: 20, Interval: 2 * time.Second}
+	with := func(mod func(*Scenario)) Scenario {
+		s := base
+		mod(&s)
+		return s
+	}
+	return []Scenario{
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "accept-smaller", "reads after a lowering set go down"
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "racy-set", "concurrent sets on one node overwrite larger values"
+			s.Clients, s.Rate = 9, 40
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "no-gossip", "servers never agree after the last set"
+			s.Requests = 60
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "merge-overwrite", "a merge of a smaller peer value lowers the counter"
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "ack-before-durable", "killing every node loses acknowledged sets"
+			s.Schedule, s.Rate, s.Requests = killAll, 40, 240
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "no-persist", "killing every node forgets the counter"
+			s.Schedule, s.Rate, s.Requests = killAll, 40, 240
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "no-rejoin", "after a partition longer than dead-node reaping, servers never agree"
+			s.Schedule = "0.5s start-partition halves\n8s stop-partition\n"
+			s.Rate, s.Requests = 10, 85
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "stale-read", "a read after an acknowledged set returns less"
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "thin-air", "a read returns a value nobody wrote"
+		}),
+		with(func(s *Scenario) {}),
+		with(func(s *Scenario) { s.Nemesis = []string{"partition"} }),
+		with(func(s *Scenario) { s.Nemesis = []string{"delay"} }),
+		with(func(s *Scenario) { s.Nemesis = []string{"loss"} }),
+		with(func(s *Scenario) { s.Nemesis = []string{"kill"} }),
+		with(func(s *Scenario) { s.Nemesis = []string{"pause"} }),
+		with(func(s *Scenario) { s.Nemesis = []string{"partition", "delay", "loss", "kill", "pause"} }),
+		with(func(s *Scenario) { s.Schedule, s.Rate, s.Requests = killAll, 40, 240 }),
+	}
+}
+
+// SelftestOptions configure a selftest.
+type SelftestOptions struct {
+	Seeds    int    // runs per scenario, seeds 1..Seeds
+	Store    string // where the runs are stored (under selftest-*)
+	NodeCmd  string // the node command template, DefaultNodeCmd if empty
+	Parallel int    // runs at once
+	Only     []string
+}
+
+// SelftestRow is one scenario's tally.
+type SelftestRow struct {
+	Scenario Scenario
+	Tried    int
+	Passed   int            // runs that came out as expected: caught for a bug, valid for the correct server
+	Checks   map[string]int // checks that fired, with the runs in which they did
+	Failures []string       // the runs that did not come out as expected, with their directories
+	Time     time.Duration  // summed wall time of its runs
+}
+
+// OK reports whether every run came out as expected.
+func (r SelftestRow) OK() bool { return r.Tried > 0 && r.Passed == r.Tried }
+
+// Selftest runs every scenario over opts.Seeds seeds and tallies, per
+// scenario, whether each bug was caught and the correct server passed. out
+// gets a line per run as it ends.
+func Selftest(ctx context.Context, opts SelftestOptions, out io.Writer) ([]SelftestRow, error) {
+	if opts.Seeds < 1 {
+		return nil, fmt.Errorf("--seeds must be at least 1, got %d", opts.Seeds)
+	}
+	if opts.Parallel < 1 {
+		opts.Parallel = 1
+	}
+	scenarios := Scenarios()
+	if len(opts.Only) > 0 {
+		scenarios = slices.DeleteFunc(scenarios, func(s Scenario) bool {
+			return !slices.Contains(opts.Only, s.Bug) && !slices.Contains(opts.Only, s.Name())
+		})
+		if len(scenarios) == 0 {
+			return nil, fmt.Errorf("no scenario named %s", strings.Join(opts.Only, ", "))
+		}
+	}
+	schedDir, err := filepath.Abs(filepath.Join(opts.Store, "selftest-schedules"))
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]SelftestRow, len(scenarios))
+	type job struct {
+		row  int
+		seed uint64
+		cfg  Config
+	}
+	var jobs []job
+	for i, s := range scenarios {
+		rows[i] = SelftestRow{Scenario: s, Checks: map[string]int{}}
+		cfg, err := s.config(opts, schedDir)
+		if err != nil {
+			return nil, err
+		}
+		for seed := 1; seed <= opts.Seeds; seed++ {
+			c := cfg
+			c.Seed, c.HasSeed = uint64(seed), true
+			jobs = append(jobs, job{i, uint64(seed), c})
+		}
+	}
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for w := 0; w < opts.Parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				start := time.Now()
+				o, err := Run(ctx, j.cfg, io.Discard)
+				d := time.Since(start)
+				mu.Lock()
+				row := &rows[j.row]
+				row.Tried++
+				row.Time += d
+				verdict := "crashed"
+				switch {
+				case err != nil:
+					row.Failures = append(row.Failures, fmt.Sprintf("seed %d: harness failed: %v", j.seed, err))
+					if ctx.Err() != nil && firstErr == nil {
+						firstErr = ctx.Err()
+					}
+				default:
+					verdict = o.Result.Valid.String()
+					fired := failedChecks(o.Result)
+					for _, f := range fired {
+						row.Checks[f]++
+					}
+					caught := o.Result.Valid == checker.Invalid
+					if (row.Scenario.Bug != "") == caught && (caught || o.Result.Valid == checker.Valid) {
+						row.Passed++
+					} else {
+						row.Failures = append(row.Failures, fmt.Sprintf("seed %d: %s %s", j.seed, verdict, o.Dir))
+					}
+				}
+				fmt.Fprintf(out, "%-22s seed %-3d %-8s %6s\n", row.Scenario.Name(), j.seed, verdict, d.Round(100*time.Millisecond))
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	return rows, firstErr
+}
+
+// config turns a scenario into a run configuration.
+func (s Scenario) config(opts SelftestOptions, schedDir string) (Config, error) {
+	cfg := Defaults()
+	cfg.Store = opts.Store
+	if opts.NodeCmd != "" {
+		cfg.NodeCmd = opts.NodeCmd
+	}
+	cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate = s.Nodes, s.Clients, s.Requests, s.Rate
+	cfg.Nemesis, cfg.NemesisInterval = s.Nemesis, s.Interval
+	cfg.Bug = s.Bug
+	cfg.Name = "selftest-" + strings.NewReplacer(" ", "", ",", "-", "+", "-", "(", "", ")", "").Replace(s.Name())
+	if s.Schedule != "" {
+		if err := os.MkdirAll(schedDir, 0o755); err != nil {
+			return cfg, err
+		}
+		cfg.NemesisSchedule = filepath.Join(schedDir, cfg.Name+".txt")
+		if err := os.WriteFile(cfg.NemesisSchedule, []byte(s.Schedule), 0o644); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("selftest scenario %s: %w", s.Name(), err)
+	}
+	return cfg, nil
+}
+
+// WriteSelftestTable prints the selftest's table: scenario, faults, checks
+// that fired, runs as expected / runs tried, and time.
+func WriteSelftestTable(w io.Writer, rows []SelftestRow) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tNEMESIS\tCHECKS FIRED\tRESULT\tTIME")
+	for _, r := range rows {
+		var fired []string
+		for c, n := range r.Checks {
+			fired = append(fired, fmt.Sprintf("%s (%d)", c, n))
+		}
+		sort.Strings(fired)
+		firedText := strings.Join(fired, ", ")
+		if firedText == "" {
+			firedText = "-"
+		}
+		what := "caught"
+		if r.Scenario.Bug == "" {
+			what = "passed"
+		}
+		mark := "ok"
+		if !r.OK() {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %d/%d  %s\t%s\n", r.Scenario.Name(), r.Scenario.nemesisLabel(), firedText,
+			what, r.Passed, r.Tried, mark, r.Time.Round(100*time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		for _, f := range r.Failures {
+			fmt.Fprintf(w, "%s: %s\n", r.Scenario.Name(), f)
+		}
+	}
+	return nil
+}
