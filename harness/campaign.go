@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,18 +106,31 @@ func CampaignExitCode(runs []CampaignRun) int {
 // that failed, time, and where the run is stored.
 func WriteCampaignTable(w io.Writer, runs []CampaignRun) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEED\tVERDICT\tFAILED CHECKS\tTIME\tRUN")
+	fmt.Fprintln(tw, "SEED\tVERDICT\tFAILED CHECKS\tCONVERGED IN\tTIME\tRUN")
+	var converge []time.Duration
 	for _, r := range runs {
-		failed, dir := "-", "-"
+		failed, conv, dir := "-", "-", "-"
 		if r.Outcome != nil {
 			if f := failedChecks(r.Outcome.Result); len(f) > 0 {
 				failed = strings.Join(f, ",")
 			}
+			if t := r.Outcome.Result.Checks.Convergence.TimeToConvergeNS; t != nil {
+				converge = append(converge, time.Duration(*t))
+				conv = time.Duration(*t).Round(time.Millisecond).String()
+			}
 			dir = r.Outcome.Dir
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Seed, strings.ToUpper(r.Verdict()), failed, r.Duration.Round(time.Millisecond), dir)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seed, strings.ToUpper(r.Verdict()), failed, conv, r.Duration.Round(time.Millisecond), dir)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(converge) > 0 {
+		slices.Sort(converge)
+		fmt.Fprintf(w, "time to converge after the final heal over %d runs: median %s, max %s\n", len(converge),
+			converge[len(converge)/2].Round(time.Millisecond), converge[len(converge)-1].Round(time.Millisecond))
+	}
+	return nil
 }
 
 // failedChecks names the checks that did not find the history valid.
