@@ -320,7 +320,7 @@ func (r *runner) finalReads(ctx context.Context, cl *cluster, rec *recorder) (bo
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
