@@ -234,6 +234,11 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	if err := writeJSON(r.run.Path(histories.ResultsFile), res); err != nil {
 		return nil, err
 	}
+	if res.Checks.Linearizable.Valid == checker.Invalid {
+		if err := writeLinearHTML(r.run.Path(LinearFile), ops); err != nil {
+			r.logf("could not write %s: %v", LinearFile, err)
+		}
+	}
 	t.Checking = time.Since(phase)
 	t.Total = time.Since(r.start)
 	r.rec.Timings = &t
@@ -422,6 +427,22 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
 	return writeFileSync(path, append(b, '\n'))
+}
+
+// LinearFile is porcupine's visualisation of the ops around the first
+// per-server linearizability violation, written to the run directory.
+const LinearFile = "linear.html"
+
+func writeLinearHTML(path string, ops []histories.Op) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = checker.WriteLinearHTML(ops, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeFileSync writes a file and fsyncs it, so a stored run survives a crash.
