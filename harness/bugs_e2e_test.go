@@ -1,0 +1,101 @@
+package harness
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestStaleReadIsCaughtWithLinearHTML: the issue's example run exits 1 and
+// leaves porcupine's view of the violation in the run directory.
+func TestStaleReadIsCaughtWithLinearHTML(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", store, "--bug", "stale-read", "--seed", "3", "--rate", "40")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	r := readRun(t, store)
+	html, err := os.ReadFile(filepath.Join(r.dir, LinearFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(html), "<html") {
+		t.Errorf("%s is not HTML", LinearFile)
+	}
+	anomalies, _ := r.results["anomalies"].([]any)
+	if len(anomalies) == 0 {
+		t.Fatal("results.json lists no anomaly")
+	}
+	a := anomalies[0].(map[string]any)
+	for _, k := range []string{"check", "message", "ops", "expected"} {
+		if a[k] == nil || a[k] == "" {
+			t.Errorf("anomaly lacks %q: %v", k, a)
+		}
+	}
+	if !strings.Contains(out, "INVALID") || !strings.Contains(out, "op ") {
+		t.Errorf("summary does not explain the anomaly:\n%s", out)
+	}
+}
+
+// junitDoc is the part of JUnit XML the tests read.
+type junitDoc struct {
+	Suites []struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Cases    []struct {
+			Name    string `xml:"name,attr"`
+			Failure *struct {
+				Message string `xml:"message,attr"`
+				Body    string `xml:",chardata"`
+			} `xml:"failure"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+func readJUnit(t *testing.T, path string) junitDoc {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d junitDoc
+	if err := xml.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if len(d.Suites) != 1 {
+		t.Fatalf("%d test suites, want 1", len(d.Suites))
+	}
+	return d
+}
+
+func TestCampaignJUnit(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	junit := filepath.Join(dir, "out.xml")
+	code, out := runCLI(t, bin, "test", "--store", filepath.Join(dir, "store"), "--test-count", "2", "--junit", junit, "--rate", "50")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	d := readJUnit(t, junit)
+	if s := d.Suites[0]; s.Tests != 2 || s.Failures != 0 || len(s.Cases) != 2 {
+		t.Errorf("passing campaign: %+v", s)
+	}
+
+	code, out = runCLI(t, bin, "test", "--store", filepath.Join(dir, "store"), "--test-count", "2", "--junit", junit,
+		"--rate", "50", "--requests", "50", "--bug", "no-gossip")
+	if code != 1 {
+		t.Fatalf("no-gossip campaign: exit %d, want 1:\n%s", code, out)
+	}
+	d = readJUnit(t, junit)
+	if s := d.Suites[0]; s.Tests != 2 || s.Failures != 2 {
+		t.Errorf("no-gossip campaign: %d tests, %d failures; want 2 and 2", s.Tests, s.Failures)
+	}
+	for _, c := range d.Suites[0].Cases {
+		if c.Failure == nil || !strings.Contains(c.Failure.Body, "replay:") || !strings.Contains(c.Failure.Body, "convergence") {
+			t.Errorf("testcase %s: failure lacks anomalies or replay command: %+v", c.Name, c.Failure)
+		}
+	}
+}
