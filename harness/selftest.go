@@ -24,6 +24,7 @@ type Scenario struct {
 	Nemesis  []string
 	Interval time.Duration
 	Schedule string // a scripted schedule, instead of Nemesis
+	Faults   string // a short description of Schedule
 	Nodes    int
 	Clients  int
 	Requests int
@@ -36,7 +37,7 @@ func (s Scenario) Name() string {
 		return s.Bug
 	}
 	if s.Schedule != "" {
-		return "correct (scripted)"
+		return "correct, " + s.Faults
 	}
 	if len(s.Nemesis) == 0 {
 		return "correct, no faults"
@@ -48,7 +49,7 @@ func (s Scenario) Name() string {
 func (s Scenario) nemesisLabel() string {
 	switch {
 	case s.Schedule != "":
-		return "scripted: " + strings.Join(strings.Fields(strings.ReplaceAll(s.Schedule, "\n", "; ")), " ")
+		return s.Faults
 	case len(s.Nemesis) == 0:
 		return "none"
 	}
@@ -57,11 +58,14 @@ func (s Scenario) nemesisLabel() string {
 
 // killAll kills every node at once, twice, so that only what is on disk
 // survives; used to expose durability bugs.
-const killAll = `1.5s kill all
+const (
+	killAll = `1.5s kill all
 2.5s restart all
 4s kill all
 5s restart all
 `
+	killAllFaults = "kill all nodes, twice"
+)
 
 // Scenarios returns the selftest's cases: every bug of the node in the run
 // that exposes it, then the correct server under no faults and under each
@@ -90,15 +94,16 @@ func Scenarios() []Scenario {
 		}),
 		with(func(s *Scenario) {
 			s.Bug, s.Why = "ack-before-durable", "killing every node loses acknowledged sets"
-			s.Schedule, s.Rate, s.Requests = killAll, 40, 240
+			s.Schedule, s.Faults, s.Rate, s.Requests = killAll, killAllFaults, 40, 240
 		}),
 		with(func(s *Scenario) {
 			s.Bug, s.Why = "no-persist", "killing every node forgets the counter"
-			s.Schedule, s.Rate, s.Requests = killAll, 40, 240
+			s.Schedule, s.Faults, s.Rate, s.Requests = killAll, killAllFaults, 40, 240
 		}),
 		with(func(s *Scenario) {
 			s.Bug, s.Why = "no-rejoin", "after a partition longer than dead-node reaping, servers never agree"
 			s.Schedule = "0.5s start-partition halves\n8s stop-partition\n"
+			s.Faults = "halves partition for 7.5 s"
 			s.Rate, s.Requests = 10, 85
 		}),
 		with(func(s *Scenario) {
@@ -114,7 +119,7 @@ func Scenarios() []Scenario {
 		with(func(s *Scenario) { s.Nemesis = []string{"kill"} }),
 		with(func(s *Scenario) { s.Nemesis = []string{"pause"} }),
 		with(func(s *Scenario) { s.Nemesis = []string{"partition", "delay", "loss", "kill", "pause"} }),
-		with(func(s *Scenario) { s.Schedule, s.Rate, s.Requests = killAll, 40, 240 }),
+		with(func(s *Scenario) { s.Schedule, s.Faults, s.Rate, s.Requests = killAll, killAllFaults, 40, 240 }),
 	}
 }
 
@@ -244,7 +249,7 @@ func (s Scenario) config(opts SelftestOptions, schedDir string) (Config, error) 
 	cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate = s.Nodes, s.Clients, s.Requests, s.Rate
 	cfg.Nemesis, cfg.NemesisInterval = s.Nemesis, s.Interval
 	cfg.Bug = s.Bug
-	cfg.Name = "selftest-" + strings.NewReplacer(" ", "", ",", "-", "+", "-", "(", "", ")", "").Replace(s.Name())
+	cfg.Name = "selftest-" + strings.NewReplacer(", ", "-", " ", "-", "+", "-", ",", "").Replace(s.Name())
 	if s.Schedule != "" {
 		if err := os.MkdirAll(schedDir, 0o755); err != nil {
 			return cfg, err
