@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/harness/report"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/nemesis"
 )
@@ -243,6 +245,12 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	t.Total = time.Since(r.start)
 	r.rec.Timings = &t
 	r.rec.Valid = &res.Valid
+	if err := r.writeRecord(); err != nil {
+		return nil, err
+	}
+	if err := report.Write(r.run.Dir); err != nil {
+		r.logf("could not write %s: %v", report.File, err)
+	}
 
 	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
 	r.mu.Lock()
@@ -384,6 +392,7 @@ func printSummary(w io.Writer, o *Outcome) {
 		o.Timings.Convergence.Round(time.Millisecond), o.Timings.Checking.Round(time.Millisecond),
 		o.Timings.Total.Round(time.Millisecond))
 	fmt.Fprintf(w, "stored:  %s\n", o.Dir)
+	fmt.Fprintf(w, "report:  %s\n", filepath.Join(o.Dir, report.File))
 	fmt.Fprintf(w, "replay:  %s\n", o.Replay)
 	fmt.Fprintf(w, "verdict: %s\n", verdictWord(o.Result.Valid))
 }

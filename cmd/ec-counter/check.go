@@ -24,10 +24,14 @@ func checkCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of the summary"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() != 1 {
+			args, err := positional(c)
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
 				return usageError(errors.New("check takes exactly one PATH (a run directory or a history.jsonl)"))
 			}
-			path, err := histories.FindHistory(c.Args().First())
+			path, err := histories.FindHistory(args[0])
 			if err != nil {
 				return usageError(err)
 			}

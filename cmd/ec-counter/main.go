@@ -30,6 +30,9 @@ func main() {
 			nodeCommand(),
 			clientCommand(),
 			selftestCommand(),
+			runsCommand(),
+			showCommand(),
+			serveCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

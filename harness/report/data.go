@@ -235,6 +235,25 @@ func buildPage(ops []histories.Op, res *checker.Result, anomalies []checker.Anom
 	}
 	p.Windows = nem.finish(p.End)
 
+	// Servers in natural order (n2 before n10), whatever answered first.
+	order := slices.Clone(p.Nodes)
+	slices.SortFunc(order, naturalCompare)
+	remap := make([]int, len(p.Nodes))
+	for i, n := range order {
+		remap[nodeID[n]] = i
+	}
+	p.Nodes = order
+	for j, n := range c.Node {
+		if n >= 0 {
+			c.Node[j] = remap[n]
+		}
+	}
+	for _, pi := range procList {
+		if pi.node >= 0 {
+			pi.node = remap[pi.node]
+		}
+	}
+
 	// Lanes: processes grouped by server, in process order within one.
 	slices.SortFunc(procList, func(a, b *procInfo) int {
 		an, bn := a.node, b.node
@@ -286,6 +305,35 @@ func buildPage(ops []histories.Op, res *checker.Result, anomalies []checker.Anom
 		p.Anomalies = append(p.Anomalies, idx)
 	}
 	return p
+}
+
+// naturalCompare orders strings with their digit runs compared as numbers:
+// n2 < n10.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitPrefix(a), digitPrefix(b)
+		if da != "" && db != "" {
+			ta, tb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
+			if c := cmp.Or(cmp.Compare(len(ta), len(tb)), strings.Compare(ta, tb), cmp.Compare(len(da), len(db))); c != 0 {
+				return c
+			}
+			a, b = a[len(da):], b[len(db):]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func digitPrefix(s string) string {
+	i := 0
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
 }
 
 // compactJSON returns v without insignificant space, or nil if it is not

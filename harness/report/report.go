@@ -25,6 +25,10 @@ import (
 // File is the name of the report in a run directory.
 const File = "report.html"
 
+// linearFile is harness.LinearFile: porcupine's rendering of the first
+// per-server linearizability violation, when the run had one.
+const linearFile = "linear.html"
+
 // RunInfo is what a report uses of a run's run.json (DESIGN §3.5). Unknown
 // fields are ignored, so older and newer harnesses' records both load.
 type RunInfo struct {

@@ -1,0 +1,246 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// Handler serves a store for browsing:
+//
+//   - GET / is an index of its runs, newest first, coloured by verdict and
+//     filterable, each linking to its files;
+//   - GET /runs.json is the same list as JSON (see RunSummary);
+//   - GET /runs/NAME/TIMESTAMP/FILE serves a file of a run (also through
+//     /runs/latest/), and directories as listings. A run's report.html is
+//     generated when it is missing or older than the run's files.
+//
+// Only files inside the store are served: paths with .. or hidden
+// elements, and symbolic links that lead out of the store, are refused, as
+// is each run's admin-token.
+func Handler(store string) http.Handler {
+	s := &server{store: store, runs: newLister(store)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.HandleFunc("GET /runs.json", s.runsJSON)
+	mux.HandleFunc("GET /runs/", s.file)
+	return mux
+}
+
+type server struct {
+	store string
+	runs  *lister
+	mu    sync.Mutex // one report generation at a time
+}
+
+// indexView is what the index template renders.
+type indexView struct {
+	Store    string
+	Error    string
+	Runs     []indexRow
+	Names    []string
+	Verdicts []string
+	Elapsed  string
+}
+
+type indexRow struct {
+	RunSummary
+	Href   string // the run's URL path, ending in /
+	Start  string
+	Seed   string
+	Search string // what the text filter matches
+}
+
+func (s *server) index(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	v := indexView{Store: s.store}
+	runs, err := s.runs.list()
+	status := http.StatusOK
+	if err != nil {
+		v.Error = err.Error()
+		status = http.StatusInternalServerError
+	}
+	names := map[string]bool{}
+	verdicts := map[string]bool{}
+	for _, run := range runs {
+		row := indexRow{RunSummary: run, Href: "/runs/" + escapePath(run.Path) + "/", Seed: fmt.Sprint(run.Seed)}
+		if !run.Start.IsZero() {
+			row.Start = run.Start.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		row.Search = strings.ToLower(strings.Join([]string{run.Name, run.Path, row.Start, row.Seed, run.Nemesis, run.Bug, run.Verdict, run.Error}, " "))
+		v.Runs = append(v.Runs, row)
+		if !names[run.Name] {
+			names[run.Name] = true
+			v.Names = append(v.Names, run.Name)
+		}
+		verdicts[run.Verdict] = true
+	}
+	for _, vd := range []string{verdictValid, verdictInvalid, verdictUnknown, verdictCrashed, verdictIncomplete} {
+		if verdicts[vd] {
+			v.Verdicts = append(v.Verdicts, vd)
+		}
+	}
+	v.Elapsed = formatDuration(time.Since(began))
+	var buf bytes.Buffer
+	if err := templates.ExecuteTemplate(&buf, "index.html.tmpl", v); err != nil {
+		http.Error(w, "render index: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func (s *server) runsJSON(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.runs.list()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-cache")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(runs)
+}
+
+// escapePath escapes each element of a slash-separated path for a URL.
+func escapePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, e := range parts {
+		parts[i] = url.PathEscape(e)
+	}
+	return strings.Join(parts, "/")
+}
+
+// allowed reports whether rel, a slash-separated path under the store, may
+// be served.
+func allowed(rel string) bool {
+	if rel == "." {
+		return true
+	}
+	if !fs.ValidPath(rel) || strings.Contains(rel, "\\") {
+		return false
+	}
+	for _, e := range strings.Split(rel, "/") {
+		if strings.HasPrefix(e, ".") || e == "admin-token" {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *server) file(w http.ResponseWriter, r *http.Request) {
+	rel := strings.TrimPrefix(r.URL.Path, "/runs/")
+	rel = strings.TrimSuffix(rel, "/")
+	if rel == "" {
+		rel = "."
+	}
+	if !allowed(rel) {
+		http.Error(w, "forbidden: only files inside the store are served", http.StatusForbidden)
+		return
+	}
+	root, err := os.OpenRoot(s.store)
+	if err != nil {
+		http.Error(w, "open store: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer root.Close()
+	if _, err := root.Stat(rel); err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && path.Base(rel) == File:
+			// A report not generated yet: see below.
+		case errors.Is(err, fs.ErrNotExist):
+			http.NotFound(w, r)
+			return
+		default: // root.Stat refuses symbolic links that lead out of the store
+			http.Error(w, "forbidden: only files inside the store are served", http.StatusForbidden)
+			return
+		}
+	}
+	if path.Base(rel) == File {
+		if done := s.ensureReport(w, root, path.Dir(rel)); done {
+			return
+		}
+	}
+	switch path.Ext(rel) {
+	case ".jsonl", ".log":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-cache")
+	req := r.Clone(r.Context())
+	req.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, "/runs/")
+	req.URL.RawPath = ""
+	http.FileServerFS(root.FS()).ServeHTTP(w, req)
+}
+
+// ensureReport makes sure the run at runRel (relative to the store) has a
+// report at least as new as its files, writing one if not. If the report
+// cannot be written (a read-only store, say) it renders it straight to w and
+// returns true.
+func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel string) (done bool) {
+	isRun := false
+	var newest time.Time
+	for _, f := range []string{histories.RunFile, histories.HistoryFile, histories.ResultsFile} {
+		// root.Stat refuses paths that lead out of the store.
+		if st, err := root.Stat(path.Join(runRel, f)); err == nil {
+			isRun = true
+			newest = maxTime(newest, st.ModTime())
+		}
+	}
+	if !isRun {
+		return false // a 404, or a file named report.html elsewhere
+	}
+	fresh := func() bool {
+		st, err := root.Stat(path.Join(runRel, File))
+		return err == nil && !st.ModTime().Before(newest)
+	}
+	if fresh() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fresh() {
+		return false
+	}
+	dir := filepath.Join(s.store, filepath.FromSlash(runRel))
+	err := Write(dir)
+	if err == nil {
+		return false
+	}
+	run, lerr := Load(dir)
+	if lerr != nil {
+		http.Error(w, fmt.Sprintf("report: %v", errors.Join(err, lerr)), http.StatusInternalServerError)
+		return true
+	}
+	var buf bytes.Buffer
+	if rerr := Render(&buf, run); rerr != nil {
+		http.Error(w, "report: "+rerr.Error(), http.StatusInternalServerError)
+		return true
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(buf.Bytes())
+	return true
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,342 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/histories"
+)
+
+// RunSummary is one line of a store's listing.
+type RunSummary struct {
+	Name    string    `json:"name"`
+	Path    string    `json:"path"` // relative to the store, slash-separated: NAME/TIMESTAMP
+	Dir     string    `json:"dir"`  // the run directory: the store joined with Path
+	Start   time.Time `json:"start"`
+	Seed    uint64    `json:"seed"`
+	Nemesis string    `json:"nemesis,omitempty"` // the fault kinds, or the scripted schedule
+	Bug     string    `json:"bug,omitempty"`     // the bug the config asked for, if any
+	// Verdict is valid, invalid or unknown from results.json; crashed when
+	// results.json is missing and run.json records a failure or an
+	// interruption; incomplete when it is missing otherwise (a run still
+	// going, or killed hard).
+	Verdict   string `json:"verdict"`
+	Anomalies int    `json:"anomalies"` // anomalies found, listed or not
+	Ops       int    `json:"ops"`       // ops in the history
+	Error     string `json:"error,omitempty"`
+	// Files lists which of the run's files exist, among run.json,
+	// history.jsonl, results.json, harness.log, report.html and
+	// linear.html.
+	Files    []string `json:"files"`
+	NodeLogs []string `json:"node_logs,omitempty"` // the names of nodes/*.log
+}
+
+// List returns the runs of a store, newest first. It tolerates runs that
+// crashed or are still running: missing or unreadable files only make a
+// run's summary poorer.
+func List(store string) ([]RunSummary, error) {
+	return newLister(store).list()
+}
+
+// lister reads a store's runs, caching each run's summary until one of the
+// files it was read from changes.
+type lister struct {
+	store string
+	mu    sync.Mutex
+	cache map[string]cached // by run path
+}
+
+type cached struct {
+	stamp   string
+	summary RunSummary
+}
+
+func newLister(store string) *lister {
+	return &lister{store: store, cache: map[string]cached{}}
+}
+
+// runPaths returns the paths, relative to the store, of its run
+// directories: NAME/TIMESTAMP.
+func runPaths(store string) ([]string, error) {
+	names, err := os.ReadDir(store)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	var out []string
+	for _, n := range names {
+		if !n.IsDir() || n.Name() == histories.LatestLink || strings.HasPrefix(n.Name(), ".") {
+			continue // latest is a symlink, so IsDir is false for it anyway
+		}
+		runs, err := os.ReadDir(filepath.Join(store, n.Name()))
+		if err != nil {
+			continue
+		}
+		for _, r := range runs {
+			if r.IsDir() && !strings.HasPrefix(r.Name(), ".") {
+				out = append(out, n.Name()+"/"+r.Name())
+			}
+		}
+	}
+	return out, nil
+}
+
+func (l *lister) list() ([]RunSummary, error) {
+	paths, err := runPaths(l.store)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RunSummary, 0, len(paths))
+	seen := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		dir := filepath.Join(l.store, filepath.FromSlash(p))
+		stamp, ok := runStamp(dir)
+		if !ok {
+			continue // not a run: no run.json, history or results
+		}
+		seen[p] = true
+		l.mu.Lock()
+		c, hit := l.cache[p]
+		l.mu.Unlock()
+		if !hit || c.stamp != stamp {
+			c = cached{stamp: stamp, summary: summarize(l.store, p)}
+			l.mu.Lock()
+			l.cache[p] = c
+			l.mu.Unlock()
+		}
+		out = append(out, c.summary)
+	}
+	l.mu.Lock()
+	for p := range l.cache {
+		if !seen[p] {
+			delete(l.cache, p)
+		}
+	}
+	l.mu.Unlock()
+	slices.SortFunc(out, func(a, b RunSummary) int {
+		return cmp.Or(b.Start.Compare(a.Start), strings.Compare(b.Path, a.Path))
+	})
+	return out, nil
+}
+
+// runFiles returns the files of a run directory that a listing links to.
+func runFiles() []string {
+	return []string{histories.RunFile, histories.HistoryFile, histories.ResultsFile, histories.HarnessLog, File, linearFile}
+}
+
+// runStamp identifies the state of a run directory by the sizes and
+// modification times of the files a summary reads; ok is false when dir
+// holds none of run.json, history.jsonl and results.json.
+func runStamp(dir string) (stamp string, ok bool) {
+	var b strings.Builder
+	for _, name := range append(runFiles(), histories.NodesDir) {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			b.WriteString("-;")
+			continue
+		}
+		if name == histories.RunFile || name == histories.HistoryFile || name == histories.ResultsFile {
+			ok = true
+		}
+		fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+	}
+	return b.String(), ok
+}
+
+// summarize reads the summary of the run at path (relative to store).
+func summarize(store, path string) RunSummary {
+	dir := filepath.Join(store, filepath.FromSlash(path))
+	name, stamp, _ := strings.Cut(path, "/")
+	s := RunSummary{Name: name, Path: path, Dir: dir}
+	if t, err := time.Parse(histories.TimestampLayout, strings.SplitN(stamp, "-", 2)[0]); err == nil {
+		s.Start = t
+	}
+	var info *RunInfo
+	var ri RunInfo
+	if readJSON(filepath.Join(dir, histories.RunFile), &ri) == nil {
+		info = &ri
+		s.Name = cmp.Or(ri.Name, s.Name)
+		if !ri.Start.IsZero() {
+			s.Start = ri.Start
+		}
+		s.Seed = ri.Seed
+		s.Nemesis = nemesisOf(ri.Config)
+		s.Bug = bugOf(ri.Config)
+		s.Error = ri.Error
+	}
+	type counted struct {
+		AnomalyCount int `json:"anomaly_count"`
+	}
+	var res struct {
+		Valid  checker.Validity `json:"valid"`
+		Checks struct {
+			ThinAir      counted `json:"thin-air"`
+			Linearizable counted `json:"linearizable"`
+			Session      counted `json:"session"`
+			Convergence  counted `json:"convergence"`
+			Stats        struct {
+				AnomalyCount int `json:"anomaly_count"`
+				Ops          int `json:"ops"`
+			} `json:"stats"`
+		} `json:"checks"`
+		Anomalies []json.RawMessage `json:"anomalies"`
+	}
+	var result *checker.Result
+	if readJSON(filepath.Join(dir, histories.ResultsFile), &res) == nil {
+		result = &checker.Result{Valid: res.Valid}
+		c := &res.Checks
+		s.Anomalies = max(len(res.Anomalies), c.ThinAir.AnomalyCount+c.Linearizable.AnomalyCount+
+			c.Session.AnomalyCount+c.Convergence.AnomalyCount+c.Stats.AnomalyCount)
+		s.Ops = c.Stats.Ops
+	}
+	s.Verdict = verdictOf(info, result)
+	if s.Ops == 0 {
+		s.Ops = countLines(filepath.Join(dir, histories.HistoryFile))
+	}
+	if logs, err := filepath.Glob(filepath.Join(dir, histories.NodesDir, "*.log")); err == nil {
+		for _, l := range logs {
+			s.NodeLogs = append(s.NodeLogs, filepath.Base(l))
+		}
+	}
+	s.Files = []string{}
+	for _, f := range runFiles() {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			s.Files = append(s.Files, f)
+		}
+	}
+	return s
+}
+
+// countLines counts the complete lines of a file; 0 if it cannot be read.
+func countLines(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<16)
+	n := 0
+	for {
+		k, err := f.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if err != nil {
+			return n
+		}
+	}
+}
+
+// Find resolves a user's reference to a run and returns its directory. ref
+// is a run directory (or a file in one), "latest", or, under store,
+// NAME/TIMESTAMP, NAME (that test's newest run) or TIMESTAMP (the one run
+// with that timestamp, or a unique prefix of one).
+func Find(store, ref string) (string, error) {
+	isRun := func(dir string) bool { _, ok := runStamp(dir); return ok }
+	if ref == "" {
+		return "", errors.New("no run given")
+	}
+	if ref == histories.LatestLink {
+		dir := filepath.Join(store, histories.LatestLink)
+		if !isRun(dir) {
+			return "", fmt.Errorf("no latest run in %s", store)
+		}
+		if target, err := os.Readlink(dir); err == nil && !filepath.IsAbs(target) {
+			dir = filepath.Join(store, target) // name the run itself, not the link
+		}
+		return dir, nil
+	}
+	st, statErr := os.Stat(ref)
+	if statErr == nil {
+		dir := ref
+		if !st.IsDir() {
+			dir = filepath.Dir(ref)
+		}
+		if isRun(dir) {
+			return dir, nil
+		}
+	}
+	notRun := fmt.Errorf("%s is not a run directory: it has no %s, %s or %s", ref,
+		histories.RunFile, histories.HistoryFile, histories.ResultsFile)
+	if !fs.ValidPath(ref) {
+		if statErr == nil {
+			return "", notRun
+		}
+		return "", fmt.Errorf("no run %s: %w", ref, statErr)
+	}
+	if strings.Contains(ref, "/") {
+		if dir := filepath.Join(store, filepath.FromSlash(ref)); isRun(dir) {
+			return dir, nil
+		}
+		if statErr == nil {
+			return "", notRun
+		}
+		return "", fmt.Errorf("no run %s, neither a run directory nor NAME/TIMESTAMP under %s", ref, store)
+	}
+	paths, err := runPaths(store)
+	if err != nil {
+		return "", err
+	}
+	var byName, byStamp []string
+	for _, p := range paths {
+		name, stamp, _ := strings.Cut(p, "/")
+		if name != ref && !strings.HasPrefix(stamp, ref) || !isRun(filepath.Join(store, filepath.FromSlash(p))) {
+			continue
+		}
+		if name == ref {
+			byName = append(byName, p)
+		} else {
+			byStamp = append(byStamp, p)
+		}
+	}
+	pick := func(p string) (string, error) { return filepath.Join(store, filepath.FromSlash(p)), nil }
+	switch {
+	case len(byName) > 0:
+		slices.Sort(byName) // timestamps sort in time order
+		return pick(byName[len(byName)-1])
+	case len(byStamp) == 1:
+		return pick(byStamp[0])
+	case len(byStamp) > 1:
+		return "", fmt.Errorf("%q matches %d runs in %s (%s, ...): give NAME/TIMESTAMP", ref, len(byStamp), store, byStamp[0])
+	case statErr == nil:
+		return "", notRun
+	}
+	return "", fmt.Errorf("no run %q in %s: give a run directory, latest, NAME, TIMESTAMP or NAME/TIMESTAMP", ref, store)
+}
+
+// WriteTable writes runs as an aligned table, one run per line.
+func WriteTable(w io.Writer, runs []RunSummary) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTIME\tSEED\tNEMESIS\tVERDICT\tOPS\tDIR")
+	for _, r := range runs {
+		t := "-"
+		if !r.Start.IsZero() {
+			t = r.Start.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		seed := "-"
+		if r.Seed != 0 || r.Verdict != verdictIncomplete {
+			seed = strconv.FormatUint(r.Seed, 10)
+		}
+		verdict := r.Verdict
+		if r.Anomalies > 0 {
+			verdict += fmt.Sprintf(" (%d)", r.Anomalies)
+		}
+		nem := cmp.Or(r.Nemesis, "-")
+		if r.Bug != "" {
+			nem += " bug=" + r.Bug
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, t, seed, nem, verdict, r.Ops, r.Dir)
+	}
+	return tw.Flush()
+}

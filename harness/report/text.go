@@ -1,0 +1,81 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ec-counter/ec-counter/checker"
+)
+
+// WriteText writes a plain-text summary of the run: what identifies it, its
+// verdict, each check's verdict, and every anomaly listed in its results
+// with the ops involved.
+func (r *Run) WriteText(w io.Writer) error {
+	var b strings.Builder
+	info := r.Info
+	if info == nil {
+		info = &RunInfo{}
+	}
+	res := r.Result
+	verdict := verdictOf(r.Info, res)
+	if res == nil {
+		checked := checker.Check(r.Ops)
+		res = &checked
+	}
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "%-9s %s\n", k+":", v)
+		}
+	}
+	line("run", r.Dir)
+	line("verdict", strings.ToUpper(verdict))
+	for _, f := range runFacts(r, info, res) {
+		if f.K != "directory" {
+			line(f.K, f.V)
+		}
+	}
+	line("replay", info.Replay)
+	if r.Dir != "" {
+		if _, err := os.Stat(filepath.Join(r.Dir, File)); err == nil {
+			line("report", filepath.Join(r.Dir, File))
+		}
+	}
+	var ts []string
+	for _, t := range timings(info.Timings) {
+		ts = append(ts, t.K+" "+t.V)
+	}
+	line("timings", strings.Join(ts, ", "))
+	for _, n := range r.Notes {
+		line("note", n)
+	}
+	if r.Result == nil {
+		line("note", "results.json is missing: these checks were run now on the history as recorded")
+	}
+	fmt.Fprintf(&b, "\nchecks: %s\n", res.Valid)
+	total := 0
+	for _, c := range checkRows(res) {
+		fmt.Fprintf(&b, "  %-13s %-8s %s\n", c.Name, c.Valid, c.Explanation)
+		total += c.Count
+	}
+	if n := len(res.Anomalies); n > 0 {
+		fmt.Fprintf(&b, "\nanomalies (%d", n)
+		if total > n {
+			fmt.Fprintf(&b, " listed of %d", total)
+		}
+		b.WriteString("):\n")
+		for i, a := range res.Anomalies {
+			fmt.Fprintf(&b, "%3d. [%s] %s\n", i+1, a.Check, a.Message)
+			if a.Expected != "" {
+				fmt.Fprintf(&b, "     expected: %s\n", a.Expected)
+			}
+			for _, ref := range a.Ops {
+				fmt.Fprintf(&b, "     - %s\n", linkOf(ref).Text)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
