@@ -53,11 +53,16 @@ type Config struct {
 	// Logger receives the node's logs, memberlist's included. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Bug, if not empty, switches on one deliberate bug of Bugs, so that a
+	// test harness can show that it catches it. A node with a bug is
+	// incorrect on purpose, and logs a warning saying so when it starts.
+	Bug string
 }
 
 // Validate reports whether c is usable: a name, an HTTP address, IP:port
-// gossip and peer addresses, a data directory and non-negative tuning. It
-// does not touch the network or the file system.
+// gossip and peer addresses, a data directory, non-negative tuning and a
+// known bug, if any. It does not touch the network or the file system.
 func (c Config) Validate() error {
 	_, err := c.settings()
 	return err
@@ -69,6 +74,7 @@ type settings struct {
 	gossip netip.AddrPort
 	peers  []netip.AddrPort
 	token  []byte // admin token; nil if the admin API is off
+	bug    *bug   // the deliberate bug switched on; nil if none
 }
 
 func (c Config) settings() (*settings, error) {
@@ -118,9 +124,13 @@ func (c Config) settings() (*settings, error) {
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
+	if err := ValidateBug(c.Bug); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid node config: %w", err)
 	}
+	s.bug = newBug(c.Bug)
 	return s, nil
 }
 

@@ -57,7 +57,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate: the durable value.
-func (d *delegate) LocalState(join bool) []byte { return encodeValue(d.store.get()) }
+func (d *delegate) LocalState(join bool) []byte { return encodeValue(d.store.getDurable()) }
 
 // MergeRemoteState implements memberlist.Delegate: the peer's value is merged.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.merge(buf, "push/pull") }
@@ -107,7 +107,9 @@ func memberlistConfig(s *settings, d *delegate, ms *memberSet, t memberlist.Tran
 	c.AdvertiseAddr = c.BindAddr
 	c.AdvertisePort = c.BindPort
 	c.Transport = t
-	c.Delegate = d
+	if !s.bug.leavesGossipOut() { // no-gossip
+		c.Delegate = d
+	}
 	c.Events = ms
 
 	c.GossipInterval = s.GossipInterval
@@ -208,6 +210,16 @@ func (ms *memberSet) has(a netip.AddrPort) bool {
 	return false
 }
 
+// hasAll reports whether every address in as is a member's.
+func (ms *memberSet) hasAll(as []netip.AddrPort) bool {
+	for _, a := range as {
+		if !ms.has(a) {
+			return false
+		}
+	}
+	return true
+}
+
 // rejoin joins every configured peer that is not among the members,
 // concurrently, and reports how many it reached.
 func rejoin(ml *memberlist.Memberlist, members *memberSet, peers []netip.AddrPort, log *slog.Logger) int {
@@ -238,7 +250,8 @@ func rejoin(ml *memberlist.Memberlist, members *memberSet, peers []netip.AddrPor
 
 // rejoinLoop calls rejoin now and then every interval until ctx is done:
 // memberlist alone never heals a partition that outlasted dead-node reaping.
-func rejoinLoop(ctx context.Context, ml *memberlist.Memberlist, members *memberSet, peers []netip.AddrPort, interval time.Duration, log *slog.Logger) {
+// b is a deliberate bug, or nil.
+func rejoinLoop(ctx context.Context, ml *memberlist.Memberlist, members *memberSet, peers []netip.AddrPort, interval time.Duration, b *bug, log *slog.Logger) {
 	if len(peers) == 0 {
 		return
 	}
@@ -246,6 +259,10 @@ func rejoinLoop(ctx context.Context, ml *memberlist.Memberlist, members *memberS
 	defer t.Stop()
 	for {
 		rejoin(ml, members, peers, log)
+		if b.stopsRejoining(members.hasAll(peers)) { // no-rejoin
+			log.Info("cluster formed: no longer re-joining peers")
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return

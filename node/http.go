@@ -26,7 +26,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.MethodGet, http.MethodHead:
 			writeJSON(w, http.StatusOK, struct {
 				Value int64 `json:"value"`
-			}{s.store.get()})
+			}{s.cfg.bug.served(s.store.get())}) // stale-read, thin-air
 		case http.MethodPost:
 			s.handleSet(w, r)
 		default:

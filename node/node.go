@@ -9,6 +9,10 @@
 //
 // Gossip runs over a memberlist transport that can inject per-peer link
 // faults (drop, delay with jitter, loss), driven through the admin API.
+//
+// For testing a harness, Config.Bug switches on one deliberate bug (see
+// Bugs), such as acknowledging sets before they are durable; each bug
+// changes the server at one seam, marked with its name.
 package node
 
 import (
@@ -82,6 +86,10 @@ func Start(cfg Config) (*Server, error) {
 	}
 	logger := c.Logger.With("node", c.Name)
 	c.Logger = logger
+	if c.Bug != "" {
+		logger.Warn("DELIBERATE BUG SWITCHED ON: this node is incorrect on purpose, for testing the checkers",
+			"bug", c.Bug, "effect", describeBug(c.Bug))
+	}
 
 	s := &Server{cfg: c, members: newMemberSet(), serveErr: make(chan error, 1)}
 	d := &delegate{
@@ -95,7 +103,7 @@ func Start(cfg Config) (*Server, error) {
 			},
 		},
 	}
-	s.store, err = openStore(c.DataDir, logger, d.broadcast)
+	s.store, err = openStore(c.DataDir, logger, c.bug, d.broadcast)
 	if err != nil {
 		return nil, err
 	}
@@ -140,10 +148,10 @@ func Start(cfg Config) (*Server, error) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.wg.Go(func() { rejoinLoop(ctx, ml, s.members, c.peers, c.RejoinInterval, logger) })
+	s.wg.Go(func() { rejoinLoop(ctx, ml, s.members, c.peers, c.RejoinInterval, c.bug, logger) })
 
 	logger.Info("node started", "http", s.ln.Addr().String(), "gossip", c.gossip.String(),
-		"peers", c.Peers, "data_dir", c.DataDir, "value", s.store.get(), "admin", c.token != nil)
+		"peers", c.Peers, "data_dir", c.DataDir, "value", s.store.get(), "admin", c.token != nil, "bug", c.Bug)
 	ok = true
 	return s, nil
 }

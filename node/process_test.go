@@ -69,6 +69,7 @@ func (b *syncBuffer) String() string {
 // process is a node running as a child process.
 type process struct {
 	cmd    *exec.Cmd
+	stdout *syncBuffer
 	stderr *syncBuffer
 	base   string
 	exited chan struct{}
@@ -76,8 +77,8 @@ type process struct {
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
+	p := &process{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +93,12 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 	return p
 }
 
-// startNodeProcess starts `ec-counter node` and waits until it is healthy.
-func startNodeProcess(t *testing.T, bin, httpAddr, gossipAddr, dataDir string) *process {
+// startNodeProcess starts `ec-counter node` with extra flags and waits
+// until it is healthy.
+func startNodeProcess(t *testing.T, bin, httpAddr, gossipAddr, dataDir string, extra ...string) *process {
 	t.Helper()
-	p := startProcess(t, bin, "node", "--name", "n1", "--http", httpAddr, "--gossip", gossipAddr,
-		"--peers", "", "--data-dir", dataDir)
+	args := []string{"node", "--name", "n1", "--http", httpAddr, "--gossip", gossipAddr, "--peers", "", "--data-dir", dataDir}
+	p := startProcess(t, bin, append(args, extra...)...)
 	p.base = "http://" + httpAddr
 	deadline := time.Now().Add(10 * time.Second)
 	for {

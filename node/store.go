@@ -23,17 +23,19 @@ const stateFile = "counter"
 var errClosed = errors.New("node is shutting down")
 
 // store is the node's counter. It keeps two values: pending, the largest
-// value any set or merge asked for, and durable, the largest value written
-// to disk. Readers only ever see durable, so a node killed and restarted
+// value any set or merge asked for, and durable, the value on disk. Pending
+// only rises (unless a deliberate bug lowers it), so it is never below
+// durable. Readers only ever see durable, so a node killed and restarted
 // never shows a lower value than it has shown before.
 //
-// One persister goroutine writes pending whenever it exceeds durable: sets
-// that arrive while a write is in progress are covered by the next one, so
-// concurrent sets share an fsync (group commit).
+// One persister goroutine writes pending whenever it differs from durable:
+// sets that arrive while a write is in progress are covered by the next one,
+// so concurrent sets share an fsync (group commit).
 type store struct {
 	dir       string
 	log       *slog.Logger
-	onDurable func(int64) // called by the persister when durable rose
+	bug       *bug        // a deliberate bug; nil for the correct store
+	onDurable func(int64) // called by the persister when durable changed
 
 	mu       sync.Mutex
 	pending  int64
@@ -52,8 +54,8 @@ type store struct {
 
 // openStore reads the counter in dir (0 if it has none) and starts the
 // persister. onDurable, if not nil, is called from the persister after each
-// rise of the durable value.
-func openStore(dir string, log *slog.Logger, onDurable func(int64)) (*store, error) {
+// write, with the value written. b is a deliberate bug, or nil.
+func openStore(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -61,9 +63,13 @@ func openStore(dir string, log *slog.Logger, onDurable func(int64)) (*store, err
 	if err != nil {
 		return nil, err
 	}
+	if b.forgetsState() { // no-persist
+		v = 0
+	}
 	s := &store{
 		dir:       dir,
 		log:       log,
+		bug:       b,
 		onDurable: onDurable,
 		pending:   v,
 		durable:   v,
@@ -131,10 +137,26 @@ func writeState(dir string, v int64) error {
 	return nil
 }
 
-// get returns the durable value.
+// get returns the value clients are shown: the durable one.
 func (s *store) get() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.shown()
+}
+
+// getDurable returns the durable value, the one gossip spreads.
+func (s *store) getDurable() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable
+}
+
+// shown returns the value clients are shown, and that sets wait for: the
+// durable one. s.mu must be held.
+func (s *store) shown() int64 {
+	if s.bug.showsPending() { // ack-before-durable
+		return s.pending
+	}
 	return s.durable
 }
 
@@ -148,12 +170,14 @@ func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, er
 	if s.closing {
 		return 0, false, errClosed
 	}
-	if v > s.pending {
+	cur := s.pending
+	s.bug.raceWindow(&s.mu) // racy-set lets go of the lock here, so cur may be stale
+	if v > cur || s.bug.acceptSmaller() {
 		s.pending = v
 		applied = true
 		s.signal()
 	}
-	for s.durable < v {
+	for s.shown() < v {
 		ch := s.advanced
 		s.mu.Unlock()
 		select {
@@ -163,7 +187,7 @@ func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, er
 		}
 		s.mu.Lock()
 		switch {
-		case s.durable >= v:
+		case s.shown() >= v:
 		case s.err != nil && s.failed >= v:
 			return 0, applied, s.err
 		case ctx.Err() != nil:
@@ -172,7 +196,7 @@ func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, er
 			return 0, applied, errClosed
 		}
 	}
-	return s.durable, applied, nil
+	return s.shown(), applied, nil
 }
 
 // isClosed reports whether ch is closed.
@@ -190,7 +214,7 @@ func isClosed(ch <-chan struct{}) bool {
 func (s *store) merge(v int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closing && v > s.pending {
+	if !s.closing && (v > s.pending || s.bug.mergeOverwrites()) {
 		s.pending = v
 		s.signal()
 	}
@@ -219,7 +243,7 @@ func (s *store) close() error {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending > s.durable {
+	if s.pending != s.durable {
 		return fmt.Errorf("final flush of %d: %w", s.pending, s.err)
 	}
 	return nil
@@ -234,6 +258,7 @@ func (s *store) persist() {
 	for {
 		select {
 		case <-s.wake:
+			s.bug.lazyFlush(s.quit) // ack-before-durable writes about once a second
 		case <-s.quit:
 			// Final flush: a few attempts, then give up.
 			for range 3 {
@@ -259,12 +284,13 @@ func (s *store) persist() {
 	}
 }
 
-// flush writes the pending value if it exceeds the durable one, and reports
-// whether the durable value now covers everything that was pending.
+// flush writes the pending value if it differs from the durable one (it
+// can only be larger, unless a bug lowered it), and reports whether the
+// durable value now is what was pending.
 func (s *store) flush() bool {
 	s.mu.Lock()
 	v := s.pending
-	if v <= s.durable {
+	if v == s.durable {
 		s.mu.Unlock()
 		return true
 	}
@@ -277,7 +303,7 @@ func (s *store) flush() bool {
 	s.failed = v
 	if err == nil {
 		s.writes.Add(1)
-		s.durable = max(s.durable, v)
+		s.durable = v // only the persister changes durable, so v is the newest value written
 	}
 	close(s.advanced)
 	s.advanced = make(chan struct{})

@@ -15,7 +15,7 @@ import (
 
 func openTestStore(t testing.TB, dir string) *store {
 	t.Helper()
-	s, err := openStore(dir, testLogger(t), nil)
+	s, err := openStore(dir, testLogger(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestStoreRefusesCorruptFile(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := openStore(dir, testLogger(t), nil)
+		s, err := openStore(dir, testLogger(t), nil, nil)
 		if err == nil {
 			s.close()
 			t.Errorf("state file %q accepted", content)

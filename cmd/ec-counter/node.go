@@ -18,19 +18,22 @@ func nodeCommand() *cli.Command {
 		Name:  "node",
 		Usage: "run one counter server",
 		Description: "Serves the counter's HTTP API (GET/POST /v1/counter, GET /v1/health) and gossips with\n" +
-			"--peers through memberlist. Logs to stderr; exits 0 after a clean shutdown on SIGTERM or SIGINT.",
+			"--peers through memberlist. Logs to stderr; exits 0 after a clean shutdown on SIGTERM or SIGINT.\n" +
+			"--name, --http, --gossip and --data-dir are required. --bug switches on a deliberate bug, to show\n" +
+			"that the test harness catches it ('--bug list' lists them).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "name", Required: true, Usage: "unique node `NAME`, e.g. n1"},
-			&cli.StringFlag{Name: "http", Required: true, Usage: "`HOST:PORT` of the HTTP API"},
-			&cli.StringFlag{Name: "gossip", Required: true, Usage: "`IP:PORT` to gossip on, UDP and TCP (one loopback IP per node)"},
+			&cli.StringFlag{Name: "name", Usage: "unique node `NAME`, e.g. n1"},
+			&cli.StringFlag{Name: "http", Usage: "`HOST:PORT` of the HTTP API"},
+			&cli.StringFlag{Name: "gossip", Usage: "`IP:PORT` to gossip on, UDP and TCP (one loopback IP per node)"},
 			&cli.StringFlag{Name: "peers", Usage: "other nodes' gossip addresses `IP:PORT,...` (may be empty)"},
-			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "`DIR` for the durable counter (created if missing)"},
+			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the durable counter (created if missing)"},
 			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the admin API's bearer token (admin API off without it)"},
 			&cli.DurationFlag{Name: "gossip-interval", Value: node.DefaultGossipInterval, Usage: "memberlist gossip `INTERVAL`"},
 			&cli.DurationFlag{Name: "push-pull-interval", Value: node.DefaultPushPullInterval, Usage: "memberlist full state sync (push/pull) `INTERVAL`"},
 			&cli.DurationFlag{Name: "probe-interval", Value: node.DefaultProbeInterval, Usage: "memberlist failure detection `INTERVAL`"},
 			&cli.DurationFlag{Name: "rejoin-interval", Value: node.DefaultRejoinInterval, Usage: "`INTERVAL` between joins of peers not seen alive"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
+			&cli.StringFlag{Name: "bug", Usage: "switch on the deliberate bug `NAME`, to test the checkers; 'list' lists them"},
 		},
 		Action: runNode,
 	}
@@ -39,6 +42,26 @@ func nodeCommand() *cli.Command {
 func runNode(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usageError(fmt.Errorf("node takes no arguments, got %q", c.Args().Slice()))
+	}
+	if b := c.String("bug"); b != "" {
+		listed, err := checkBug(b)
+		if err != nil {
+			return usageError(err)
+		}
+		if listed {
+			return nil
+		}
+	}
+	// Checked here rather than by the flag parser, so that "--bug list"
+	// works alone.
+	var missing []string
+	for _, f := range []string{"name", "http", "gossip", "data-dir"} {
+		if !c.IsSet(f) {
+			missing = append(missing, "--"+f)
+		}
+	}
+	if len(missing) > 0 {
+		return usageError(fmt.Errorf("node: missing required flags %s", strings.Join(missing, ", ")))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
@@ -62,6 +85,7 @@ func runNode(c *cli.Context) error {
 		ProbeInterval:    c.Duration("probe-interval"),
 		RejoinInterval:   c.Duration("rejoin-interval"),
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Bug:              c.String("bug"),
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError(err)
