@@ -93,9 +93,9 @@ func TestLongPartitionConverges(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	dir := t.TempDir()
 	sched := filepath.Join(dir, "schedule.txt")
-	os.WriteFile(sched, []byte("1s start-partition halves\n36s stop-partition\n"), 0o644)
+	os.WriteFile(sched, []byte("1s start-partition halves\n37s stop-partition\n"), 0o644)
 	store := filepath.Join(dir, "store")
-	code, out := runCLI(t, bin, "test", "--store", store, "--nemesis-schedule", sched, "--rate", "2", "--requests", "76")
+	code, out := runCLI(t, bin, "test", "--store", store, "--nemesis-schedule", sched, "--rate", "2", "--requests", "80")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
