@@ -176,6 +176,16 @@ func startProcess(sp *spawner, spec nodeSpec) (*process, error) {
 	return p, nil
 }
 
+// running reports whether the process has not exited yet.
+func (p *process) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // signal sends sig to the process if it still runs.
 func (p *process) signal(sig syscall.Signal) error {
 	select {

@@ -45,9 +45,12 @@ func (c *cluster) Kill(ctx context.Context, node string) error {
 // data directory, and waits until its HTTP API answers (it may not see
 // its peers yet: a partition may be in force).
 func (c *cluster) Restart(ctx context.Context, node string) error {
-	p, err := c.startNode(node)
-	if err != nil {
-		return err
+	p := c.proc(node)
+	if p == nil || !p.running() {
+		var err error
+		if p, err = c.startNode(node); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

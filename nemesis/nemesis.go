@@ -109,7 +109,8 @@ func RecordTo(w *histories.Writer) func(f string, value any) error {
 }
 
 // Run performs each step of s at its offset from the time Run was called;
-// a step that takes long delays those after it. A step that fails on some
+// a step that takes long delays those after it, and a step under way when
+// ctx ends is finished before Run returns. A step that fails on some
 // nodes (an unreachable admin API, a failed kill) is recorded as such and
 // the run goes on. Run returns nil once every step has run, ctx.Err() if
 // ctx ended first, or an error if s is invalid for the cluster or an action
@@ -132,7 +133,9 @@ func (n *Nemesis) Run(ctx context.Context, s Schedule) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := n.do(ctx, st); err != nil {
+		// A step once begun runs to its end (each action has its own
+		// timeouts): a restart cut short would leave a node half started.
+		if err := n.do(context.WithoutCancel(ctx), st); err != nil {
 			return err
 		}
 	}

@@ -544,3 +544,41 @@ func TestRecordTo(t *testing.T) {
 		t.Errorf("value %s: %v", ops[0].Value, err)
 	}
 }
+
+// slowRestartCluster takes a while to restart a node, and gives up if its
+// context ends meanwhile, as a real restart waiting for health would.
+type slowRestartCluster struct{ *fakeCluster }
+
+func (c slowRestartCluster) Restart(ctx context.Context, node string) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(300 * time.Millisecond):
+	}
+	return c.fakeCluster.Restart(ctx, node)
+}
+
+// TestRunFinishesTheStepUnderWay: when the client phase ends (Run's ctx is
+// cancelled) during a restart, the restart still completes, so Heal finds
+// nothing half started.
+func TestRunFinishesTheStepUnderWay(t *testing.T) {
+	c := slowRestartCluster{newFakeCluster(t, 3)}
+	rec := &recorder{}
+	n := New(c, rec.record, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err := n.Run(ctx, parseSched(t, "0s kill n1\n10ms restart n1\n5s kill n2\n", c.names))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	ops := rec.take()
+	if len(ops) != 2 || ops[1] != `restart {"nodes":["n1"]}` {
+		t.Fatalf("ops %q: want the restart under way completed", ops)
+	}
+	if err := n.Heal(context.Background()); err != nil {
+		t.Fatalf("Heal: %v", err)
+	}
+	if got := c.procs["n1"]; got != "running" {
+		t.Errorf("n1 is %s, want running", got)
+	}
+}
