@@ -1,0 +1,204 @@
+package node
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Deliberate bugs, switched on by Config.Bug, let the harness show that its
+// checkers catch realistic implementation mistakes. Each bug changes the
+// server at one seam: the correct code calls a hook of *bug there, and every
+// hook is a no-op (or returns the correct answer) on a nil *bug, which is
+// what a node without a bug has.
+const (
+	bugAcceptSmaller    = "accept-smaller"
+	bugRacySet          = "racy-set"
+	bugNoGossip         = "no-gossip"
+	bugMergeOverwrite   = "merge-overwrite"
+	bugAckBeforeDurable = "ack-before-durable"
+	bugNoPersist        = "no-persist"
+	bugNoRejoin         = "no-rejoin"
+	bugStaleRead        = "stale-read"
+	bugThinAir          = "thin-air"
+)
+
+// Tuning of the bugs: chosen so that each one shows within seconds at the
+// harness's usual load (10–40 requests per second per client).
+const (
+	acceptSmallerOdds = 4                      // accept-smaller applies 1 in this many rejected sets
+	racyWindowMin     = 10 * time.Millisecond  // racy-set's gap between compare and set ...
+	racyWindowMax     = 50 * time.Millisecond  // ... drawn uniformly from [min, max)
+	lazyFlushInterval = time.Second            // ack-before-durable writes at most this often
+	staleMin          = 300 * time.Millisecond // stale-read refreshes its cache after ...
+	staleMax          = 500 * time.Millisecond // ... a delay drawn uniformly from [min, max)
+	thinAirOdds       = 20                     // thin-air invents 1 in this many reads
+)
+
+// BugInfo describes one deliberate bug a node can run with.
+type BugInfo struct {
+	Name        string // the value of Config.Bug and of --bug
+	Description string // what goes wrong, in one line
+}
+
+// Bugs returns the deliberate bugs a node can be started with (Config.Bug,
+// "ec-counter node --bug NAME"), in a stable order. Each is a realistic
+// implementation mistake that the harness's checkers must catch.
+func Bugs() []BugInfo {
+	return []BugInfo{
+		{bugAcceptSmaller, "now and then (1 in 4 rejected sets) applies a set that is not larger: the value goes down, reported applied"},
+		{bugRacySet, "compare and set are not atomic: a set decides, waits 10-50 ms unlocked, then writes, overwriting larger concurrent sets and merges"},
+		{bugNoGossip, "never synchronises with peers (no broadcasts, no push/pull state, received state ignored) but stays a member"},
+		{bugMergeOverwrite, "a gossip merge takes the peer's value instead of the max"},
+		{bugAckBeforeDurable, "acknowledges and serves a set before it is on disk, writing lazily about once a second: a kill loses acknowledged values"},
+		{bugNoPersist, "forgets its value on restart: the state file is written but never read back"},
+		{bugNoRejoin, "never re-joins peers once the cluster has formed: a partition outlasting dead-node reaping never heals"},
+		{bugStaleRead, "serves reads from a cache refreshed every 300-500 ms; sets are correct"},
+		{bugThinAir, "now and then (1 in 20 reads) answers a read with the counter plus one, a value nobody wrote"},
+	}
+}
+
+// ValidateBug reports whether name is a bug of Bugs; the error lists the
+// valid names. The empty name, no bug, is valid.
+func ValidateBug(name string) error {
+	if name == "" {
+		return nil
+	}
+	var names []string
+	for _, b := range Bugs() {
+		if b.Name == name {
+			return nil
+		}
+		names = append(names, b.Name)
+	}
+	return fmt.Errorf("unknown bug %q; valid bugs: %s", name, strings.Join(names, ", "))
+}
+
+// describeBug returns the description of a valid bug name.
+func describeBug(name string) string {
+	for _, b := range Bugs() {
+		if b.Name == name {
+			return b.Description
+		}
+	}
+	return ""
+}
+
+// bug is the deliberate bug a node runs with; nil means none. Its hooks are
+// safe for concurrent use.
+type bug struct {
+	name string
+
+	mu  sync.Mutex
+	rng *rand.Rand // the bug's own randomness, never the global source
+
+	// stale-read's cache of the counter.
+	cached  int64
+	expires time.Time
+}
+
+// newBug returns the bug called name, or nil for "". The name must be valid.
+func newBug(name string) *bug {
+	if name == "" {
+		return nil
+	}
+	seed := uint64(time.Now().UnixNano())
+	return &bug{name: name, rng: rand.New(rand.NewPCG(seed, seed>>32|1))}
+}
+
+// is reports whether b is the bug called name.
+func (b *bug) is(name string) bool { return b != nil && b.name == name }
+
+// oneIn reports true with probability 1/n.
+func (b *bug) oneIn(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rng.IntN(n) == 0
+}
+
+// between draws a duration uniformly from [lo, hi).
+func (b *bug) between(lo, hi time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return lo + time.Duration(b.rng.Int64N(int64(hi-lo)))
+}
+
+// acceptSmaller is asked by store.set about a set that is not larger than
+// the counter: accept-smaller applies 1 in acceptSmallerOdds of them.
+func (b *bug) acceptSmaller() bool {
+	return b.is(bugAcceptSmaller) && b.oneIn(acceptSmallerOdds)
+}
+
+// raceWindow is called by store.set, with mu held, between reading the
+// counter and writing the set's decision. With racy-set it lets go of mu for
+// a while, as if the set did slow work outside the lock, so that the value
+// it read may be stale by the time it writes.
+func (b *bug) raceWindow(mu *sync.Mutex) {
+	if !b.is(bugRacySet) {
+		return
+	}
+	d := b.between(racyWindowMin, racyWindowMax)
+	mu.Unlock()
+	time.Sleep(d)
+	mu.Lock()
+}
+
+// mergeOverwrites tells store.merge to take a gossiped value even when it
+// is smaller: merge-overwrite.
+func (b *bug) mergeOverwrites() bool { return b.is(bugMergeOverwrite) }
+
+// showsPending tells the store to show clients, and acknowledge sets with,
+// the value it has not written yet: ack-before-durable.
+func (b *bug) showsPending() bool { return b.is(bugAckBeforeDurable) }
+
+// lazyFlush is called by the persister before each write. With
+// ack-before-durable it batches writes, waiting lazyFlushInterval (or until
+// quit is closed).
+func (b *bug) lazyFlush(quit <-chan struct{}) {
+	if !b.is(bugAckBeforeDurable) {
+		return
+	}
+	t := time.NewTimer(lazyFlushInterval)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-quit:
+	}
+}
+
+// forgetsState tells openStore to ignore the state file: no-persist.
+func (b *bug) forgetsState() bool { return b.is(bugNoPersist) }
+
+// leavesGossipOut tells memberlistConfig not to plug the counter into
+// memberlist, which then only keeps membership: no-gossip.
+func (b *bug) leavesGossipOut() bool { return b.is(bugNoGossip) }
+
+// stopsRejoining is asked by the rejoin loop after each round, with
+// whether every configured peer is a member: no-rejoin stops the loop once
+// they all are, that is, once the cluster has formed.
+func (b *bug) stopsRejoining(allJoined bool) bool { return allJoined && b.is(bugNoRejoin) }
+
+// served returns what GET /v1/counter answers when the counter is v: v,
+// except that stale-read answers from a cache refreshed every 300-500 ms,
+// and thin-air now and then answers v+1, which nobody wrote.
+func (b *bug) served(v int64) int64 {
+	switch {
+	case b.is(bugStaleRead):
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if now := time.Now(); !now.Before(b.expires) {
+			b.cached = v
+			b.expires = now.Add(staleMin + time.Duration(b.rng.Int64N(int64(staleMax-staleMin))))
+		}
+		return b.cached
+	case b.is(bugThinAir) && b.oneIn(thinAirOdds):
+		if v == math.MaxInt64 {
+			return v - 1
+		}
+		return v + 1
+	}
+	return v
+}
