@@ -45,6 +45,12 @@ func (s Scenario) Name() string {
 	return "correct, " + strings.Join(s.Nemesis, "+")
 }
 
+// Slug is the scenario's name as one word, e.g. correct-partition; it
+// names the scenario's runs in the store and selects it in --only.
+func (s Scenario) Slug() string {
+	return strings.NewReplacer(", ", "-", " ", "-", "+", "-", ",", "").Replace(s.Name())
+}
+
 // nemesisLabel describes the faults of a scenario.
 func (s Scenario) nemesisLabel() string {
 	switch {
@@ -158,10 +164,14 @@ func Selftest(ctx context.Context, opts SelftestOptions, out io.Writer) ([]Selft
 	scenarios := Scenarios()
 	if len(opts.Only) > 0 {
 		scenarios = slices.DeleteFunc(scenarios, func(s Scenario) bool {
-			return !slices.Contains(opts.Only, s.Bug) && !slices.Contains(opts.Only, s.Name())
+			return !slices.Contains(opts.Only, s.Slug())
 		})
 		if len(scenarios) == 0 {
-			return nil, fmt.Errorf("no scenario named %s", strings.Join(opts.Only, ", "))
+			var known []string
+			for _, s := range Scenarios() {
+				known = append(known, s.Slug())
+			}
+			return nil, fmt.Errorf("no scenario named %s; known: %s", strings.Join(opts.Only, ", "), strings.Join(known, ", "))
 		}
 	}
 	schedDir, err := filepath.Abs(filepath.Join(opts.Store, "selftest-schedules"))
@@ -249,7 +259,7 @@ func (s Scenario) config(opts SelftestOptions, schedDir string) (Config, error) 
 	cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate = s.Nodes, s.Clients, s.Requests, s.Rate
 	cfg.Nemesis, cfg.NemesisInterval = s.Nemesis, s.Interval
 	cfg.Bug = s.Bug
-	cfg.Name = "selftest-" + strings.NewReplacer(", ", "-", " ", "-", "+", "-", ",", "").Replace(s.Name())
+	cfg.Name = "selftest-" + s.Slug()
 	if s.Schedule != "" {
 		if err := os.MkdirAll(schedDir, 0o755); err != nil {
 			return cfg, err

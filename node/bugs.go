@@ -30,8 +30,8 @@ const (
 // harness's usual load (10–40 requests per second per client).
 const (
 	acceptSmallerOdds = 4                      // accept-smaller applies 1 in this many rejected sets
-	racyWindowMin     = 10 * time.Millisecond  // racy-set's gap between compare and set ...
-	racyWindowMax     = 50 * time.Millisecond  // ... drawn uniformly from [min, max)
+	racyWindowMin     = 20 * time.Millisecond  // racy-set's gap between compare and set ...
+	racyWindowMax     = 80 * time.Millisecond  // ... drawn uniformly from [min, max)
 	lazyFlushInterval = time.Second            // ack-before-durable writes at most this often
 	staleMin          = 300 * time.Millisecond // stale-read refreshes its cache after ...
 	staleMax          = 500 * time.Millisecond // ... a delay drawn uniformly from [min, max)
@@ -50,7 +50,7 @@ type BugInfo struct {
 func Bugs() []BugInfo {
 	return []BugInfo{
 		{bugAcceptSmaller, "now and then (1 in 4 rejected sets) applies a set that is not larger: the value goes down, reported applied"},
-		{bugRacySet, "compare and set are not atomic: a set decides, waits 10-50 ms unlocked, then writes, overwriting larger concurrent sets and merges"},
+		{bugRacySet, "compare and set are not atomic: a set reads, waits 20-80 ms unlocked, then writes max(read, value), overwriting larger concurrent sets and merges"},
 		{bugNoGossip, "never synchronises with peers (no broadcasts, no push/pull state, received state ignored) but stays a member"},
 		{bugMergeOverwrite, "a gossip merge takes the peer's value instead of the max"},
 		{bugAckBeforeDurable, "acknowledges and serves a set before it is on disk, writing lazily about once a second: a kill loses acknowledged values"},
@@ -133,9 +133,11 @@ func (b *bug) acceptSmaller() bool {
 }
 
 // raceWindow is called by store.set, with mu held, between reading the
-// counter and writing the set's decision. With racy-set it lets go of mu for
-// a while, as if the set did slow work outside the lock, so that the value
-// it read may be stale by the time it writes.
+// counter and writing the counter it decided on, max(read, v). With
+// racy-set it lets go of mu for a while, as if the set did slow work outside
+// the lock, so that the value it read may be stale by the time it writes:
+// a larger value set or merged meanwhile is overwritten, even by a set that
+// did not apply.
 func (b *bug) raceWindow(mu *sync.Mutex) {
 	if !b.is(bugRacySet) {
 		return

@@ -170,11 +170,14 @@ func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, er
 	if s.closing {
 		return 0, false, errClosed
 	}
-	cur := s.pending
-	s.bug.raceWindow(&s.mu) // racy-set lets go of the lock here, so cur may be stale
-	if v > cur || s.bug.acceptSmaller() {
-		s.pending = v
-		applied = true
+	// The counter after this set: v if v is larger, else unchanged.
+	next := s.pending
+	s.bug.raceWindow(&s.mu) // racy-set lets go of the lock here, so next may be stale
+	if v > next || s.bug.acceptSmaller() {
+		next, applied = v, true
+	}
+	if next != s.pending {
+		s.pending = next
 		s.signal()
 	}
 	for s.shown() < v {

@@ -25,7 +25,7 @@ func selftestCommand() *cli.Command {
 			&cli.IntFlag{Name: "seeds", Value: 1, Usage: "runs per scenario (seeds 1..N)"},
 			&cli.StringFlag{Name: "store", Value: "store", Usage: "`DIR` where the runs are stored (under selftest-*)"},
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "runs at once"},
-			&cli.StringSliceFlag{Name: "only", Usage: "run only these scenarios (bug names, or 'correct, <nemesis>')"},
+			&cli.StringSliceFlag{Name: "only", Usage: "run only these scenarios: bug names, or correct-no-faults, correct-partition, ... (an unknown name lists them all)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
