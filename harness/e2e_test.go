@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
 )
 
@@ -400,5 +401,28 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	}
 	if len(ops) == 0 {
 		t.Error("history lost")
+	}
+}
+
+// TestStandaloneClient runs `ec-counter client` against a real node and
+// checks the history it prints.
+func TestStandaloneClient(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	cl := startTestCluster(t, bin, 1)
+	cmd := exec.Command(bin, "client", "--server", cl.specs[0].Addrs.HTTP, "--requests", "100", "--seed", "1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	ops, err := histories.Read(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := countOps(ops)
+	if n["invoke get"]+n["invoke set"] != 100 || n["ok get"]+n["ok set"] != 100 {
+		t.Errorf("ops %v: want 100 invokes, all ok", n)
+	}
+	if res := checker.Check(ops); res.Checks.Linearizable.Valid != checker.Valid || res.Checks.Session.Valid != checker.Valid {
+		t.Errorf("standalone client's history is not valid: %+v", res.Checks)
 	}
 }

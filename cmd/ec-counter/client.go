@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +27,9 @@ func clientCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return usageError(fmt.Errorf("client takes no arguments, got %q", c.Args().Slice()))
+			}
+			if _, _, err := net.SplitHostPort(c.String("server")); err != nil {
+				return usageError(fmt.Errorf("--server must be HOST:PORT: %w", err))
 			}
 			if c.Int("requests") < 1 || c.Float64("rate") < 0 || c.Duration("request-timeout") <= 0 {
 				return usageError(errors.New("--requests must be ≥ 1, --rate ≥ 0 and --request-timeout > 0"))
