@@ -3,7 +3,8 @@
 // process faults through the harness's [Cluster]. It runs [Schedule]s,
 // generated from a seed by [Generate] or scripted and read by
 // [ParseSchedule], and records every action as an info op of process
-// "nemesis" whose value says what was actually done.
+// "nemesis" whose value says what was actually done and whose error what
+// went wrong (see [New]).
 //
 // # Faults
 //
@@ -35,9 +36,9 @@
 // A grudge entry a: [b] becomes an "in" drop on a's link to b; a link fault
 // on node x becomes an "out" fault on every link from x, and on every link
 // to x from the other nodes, so each directed link is degraded once. A node
-// that cannot be reached (paused, killed, or without an admin API) is listed
-// as "unreachable" in the op's value, and gets the faults in force when it
-// is resumed or restarted.
+// that cannot be reached (paused, killed, or without an admin API) is named
+// in the op's error, like "unreachable: n2", and gets the faults in force
+// when it is resumed or restarted.
 //
 // # Schedule format
 //

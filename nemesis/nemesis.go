@@ -48,7 +48,7 @@ type Cluster interface {
 // Heal after Run has returned.
 type Nemesis struct {
 	cluster Cluster
-	record  func(f string, value any) error
+	record  func(f string, value any, problem string) error
 	logf    func(format string, args ...any)
 	client  *http.Client
 	nodes   []string
@@ -70,13 +70,23 @@ type Nemesis struct {
 // unknownSet marks a node whose faults are unknown.
 const unknownSet = "unknown"
 
-// New returns a nemesis for cluster, whose Nodes it reads once. record is called for each action with
-// the op's f and value, which says what was actually done (RecordTo writes
-// them to a history); logf, if not nil, receives a line per action and
-// problem.
-func New(cluster Cluster, record func(f string, value any) error, logf func(format string, args ...any)) *Nemesis {
+// New returns a nemesis for cluster, whose Nodes it reads once. record is
+// called for each action with the op's f, its value, which says what was
+// actually done, and its problem, what went wrong ("" if nothing did; e.g.
+// "unreachable: n2"); RecordTo writes them to a history. The values are
+//
+//   - start-partition, stop-partition: the grudge started or healed, like
+//     {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]} ({} for no partition);
+//   - start-link, stop-link: the link fault started or removed,
+//     {"delay_ms":200,"jitter_ms":50,"loss":0.1,"nodes":["n1"]};
+//   - kill, restart, pause, resume: the nodes acted on, like ["n1","n2"].
+//
+// logf, if not nil, receives a line per action, with what is not recorded
+// (a partition's shape and groups, nodes skipped, faults re-applied), and
+// one per problem.
+func New(cluster Cluster, record func(f string, value any, problem string) error, logf func(format string, args ...any)) *Nemesis {
 	if record == nil {
-		record = func(string, any) error { return nil }
+		record = func(string, any, string) error { return nil }
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -95,14 +105,15 @@ func New(cluster Cluster, record func(f string, value any) error, logf func(form
 }
 
 // RecordTo returns a record function for New that appends each action to w
-// as an info op of process nemesis.
-func RecordTo(w *histories.Writer) func(f string, value any) error {
-	return func(f string, value any) error {
+// as an info op of process nemesis, its problem as the op's error.
+func RecordTo(w *histories.Writer) func(f string, value any, problem string) error {
+	return func(f string, value any, problem string) error {
 		_, err := w.Append(histories.Op{
 			Type:    histories.Info,
 			Process: histories.Nemesis,
 			F:       f,
 			Value:   histories.JSONValue(value),
+			Error:   problem,
 		})
 		return err
 	}
@@ -163,11 +174,11 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		if len(nodes) == 0 {
 			continue
 		}
-		v := n.process(ctx, f, nodes, false) // clearAll follows
-		for _, x := range sortCluster(slices.Collect(maps.Keys(v.Failed)), n.index()) {
-			errs = append(errs, fmt.Errorf("%s %s: %s", f, x, v.Failed[x]))
+		r := n.process(ctx, f, nodes, false) // clearAll follows
+		for _, x := range sortCluster(slices.Collect(maps.Keys(r.failed)), n.index()) {
+			errs = append(errs, fmt.Errorf("%s %s: %s", f, x, r.failed[x]))
 		}
-		if err := n.emit(f, v); err != nil {
+		if err := n.emitProcess(f, r); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -177,15 +188,14 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("could not clear the faults of %s", strings.Join(stuck, ", ")))
 	}
 	if oldPartition != nil {
-		v := partitionValue{Shape: oldPartition.Shape, Groups: oldPartition.Groups, OneWay: oldPartition.OneWay,
-			Grudge: oldFaults.grudge, Unreachable: unreachable}
-		if err := n.emit(FStopPartition, v); err != nil {
+		err := n.emit(FStopPartition, grudgeValue(oldFaults.grudge), unreachableProblem(unreachable), oldPartition.String())
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if oldFaults.link != nil {
-		v := newLinkValue(*oldFaults.link, oldLinks, unreachable)
-		if err := n.emit(FStopLink, v); err != nil {
+		v := newLinkValue(*oldFaults.link, oldLinks)
+		if err := n.emit(FStopLink, v, unreachableProblem(unreachable), ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -269,40 +279,76 @@ func (n *Nemesis) Stats() Stats {
 	return s
 }
 
-// The op values. They say what was done: the nodes that could not be
-// reached to change their faults are listed in unreachable.
-type (
-	partitionValue struct {
-		Shape       string     `json:"shape,omitempty"`
-		Groups      [][]string `json:"groups,omitempty"`
-		OneWay      bool       `json:"oneway,omitempty"`
-		Grudge      Grudge     `json:"grudge"`
-		Unreachable []string   `json:"unreachable,omitempty"`
-	}
-	linkValue struct {
-		DelayMS     int      `json:"delay_ms"`
-		JitterMS    int      `json:"jitter_ms"`
-		Loss        float64  `json:"loss"`
-		Nodes       []string `json:"nodes"`
-		Unreachable []string `json:"unreachable,omitempty"`
-	}
-	processValue struct {
-		Nodes       []string          `json:"nodes"`                 // the nodes acted on successfully
-		Skipped     []string          `json:"skipped,omitempty"`     // already in the wanted state
-		Failed      map[string]string `json:"failed,omitempty"`      // node → error
-		Reapplied   []string          `json:"reapplied,omitempty"`   // got the faults in force again
-		Unreachable []string          `json:"unreachable,omitempty"` // could not get them
-	}
-)
+// The op values say what was done (see New): a partition's is its Grudge,
+// a process action's the nodes acted on, a link fault's a linkValue. What
+// went wrong is the op's problem, not part of its value.
+type linkValue struct {
+	DelayMS  int      `json:"delay_ms"`
+	JitterMS int      `json:"jitter_ms"`
+	Loss     float64  `json:"loss"`
+	Nodes    []string `json:"nodes"`
+}
 
-func newLinkValue(f LinkFault, nodes, unreachable []string) linkValue {
-	return linkValue{
-		DelayMS:     int(f.Delay / time.Millisecond),
-		JitterMS:    int(f.Jitter / time.Millisecond),
-		Loss:        f.Loss,
-		Nodes:       nodes,
-		Unreachable: unreachable,
+func newLinkValue(f LinkFault, nodes []string) linkValue {
+	if nodes == nil {
+		nodes = []string{}
 	}
+	return linkValue{
+		DelayMS:  int(f.Delay / time.Millisecond),
+		JitterMS: int(f.Jitter / time.Millisecond),
+		Loss:     f.Loss,
+		Nodes:    nodes,
+	}
+}
+
+// grudgeValue returns g as an op value: {} rather than null when empty.
+func grudgeValue(g Grudge) Grudge {
+	if g == nil {
+		return Grudge{}
+	}
+	return g
+}
+
+// processResult is the outcome of a kill, restart, pause or resume.
+type processResult struct {
+	nodes       []string          // acted on successfully: the op's value
+	skipped     []string          // already in the wanted state
+	failed      map[string]string // node → error
+	reapplied   []string          // got the faults in force again
+	unreachable []string          // could not get them
+}
+
+// unreachableProblem describes the nodes whose faults could not be set, as
+// an op's problem: "unreachable: n2,n3", or "" for none.
+func unreachableProblem(nodes []string) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	return "unreachable: " + strings.Join(nodes, ",")
+}
+
+// emitProcess records a process action: its nodes as the value, failures
+// and unreachable nodes as the problem, skipped and re-applied nodes in
+// the log only.
+func (n *Nemesis) emitProcess(f string, r processResult) error {
+	var problems, notes []string
+	if len(r.failed) > 0 {
+		var fs []string
+		for _, x := range sortCluster(slices.Collect(maps.Keys(r.failed)), n.index()) {
+			fs = append(fs, fmt.Sprintf("%s (%s)", x, r.failed[x]))
+		}
+		problems = append(problems, "failed: "+strings.Join(fs, ", "))
+	}
+	if p := unreachableProblem(r.unreachable); p != "" {
+		problems = append(problems, p)
+	}
+	if len(r.skipped) > 0 {
+		notes = append(notes, "skipped: "+strings.Join(r.skipped, ","))
+	}
+	if len(r.reapplied) > 0 {
+		notes = append(notes, "reapplied: "+strings.Join(r.reapplied, ","))
+	}
+	return n.emit(f, r.nodes, strings.Join(problems, "; "), strings.Join(notes, "; "))
 }
 
 // do performs one step and records it.
@@ -318,16 +364,15 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 		n.partition = &p
 		n.faults.grudge = p.Grudge()
 		un := n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStartPartition, partitionValue{Shape: p.Shape, Groups: p.Groups, OneWay: p.OneWay,
-			Grudge: n.faults.grudge, Unreachable: un})
+		return n.emit(FStartPartition, grudgeValue(n.faults.grudge), unreachableProblem(un), p.String())
 	case FStopPartition:
-		v := partitionValue{Grudge: Grudge{}}
+		v, note := grudgeValue(n.faults.grudge), "no partition in force"
 		if p := n.partition; p != nil {
-			v = partitionValue{Shape: p.Shape, Groups: p.Groups, OneWay: p.OneWay, Grudge: n.faults.grudge}
+			note = p.String()
 		}
 		n.partition, n.faults.grudge = nil, nil
-		v.Unreachable = n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStopPartition, v)
+		un := n.applyFaults(ctx, n.nodes, false)
+		return n.emit(FStopPartition, v, unreachableProblem(un), note)
 	case FStartLink:
 		f := st.Link
 		n.links = slices.Clone(st.Nodes)
@@ -337,29 +382,37 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 			n.faults.linkNodes[x] = true
 		}
 		un := n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStartLink, newLinkValue(f, n.links, un))
+		return n.emit(FStartLink, newLinkValue(f, n.links), unreachableProblem(un), "")
 	case FStopLink:
-		v := linkValue{Nodes: []string{}}
+		v, note := linkValue{Nodes: []string{}}, "no link fault in force"
 		if f := n.faults.link; f != nil {
-			v = newLinkValue(*f, n.links, nil)
+			v, note = newLinkValue(*f, n.links), ""
 		}
 		n.links, n.faults.link, n.faults.linkNodes = nil, nil, nil
-		v.Unreachable = n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStopLink, v)
+		un := n.applyFaults(ctx, n.nodes, false)
+		return n.emit(FStopLink, v, unreachableProblem(un), note)
 	case FKill, FRestart, FPause, FResume:
-		return n.emit(st.Action, n.process(ctx, st.Action, st.Nodes, true))
+		return n.emitProcess(st.Action, n.process(ctx, st.Action, st.Nodes, true))
 	}
 	return fmt.Errorf("nemesis: unknown action %q", st.Action) // check rejects it first
 }
 
-// emit records an action and counts it.
-func (n *Nemesis) emit(f string, value any) error {
+// emit records an action with its problem ("" if none) and counts it;
+// note, if not empty, is logged but not recorded.
+func (n *Nemesis) emit(f string, value any, problem, note string) error {
 	b, _ := json.Marshal(value)
-	n.logf("nemesis: %s %s", f, b)
+	line := fmt.Sprintf("nemesis: %s %s", f, b)
+	if note != "" {
+		line += " (" + note + ")"
+	}
+	if problem != "" {
+		line += " error: " + problem
+	}
+	n.logf("%s", line)
 	n.statsMu.Lock()
 	n.stats.Ops[f]++
 	n.statsMu.Unlock()
-	if err := n.record(f, value); err != nil {
+	if err := n.record(f, value, problem); err != nil {
 		return fmt.Errorf("nemesis: record %s: %w", f, err)
 	}
 	return nil
@@ -368,8 +421,8 @@ func (n *Nemesis) emit(f string, value any) error {
 // process kills, restarts, pauses or resumes nodes concurrently, skipping
 // those already in the wanted state; with reapply, it sends the nodes it
 // restarts or resumes the faults in force right after.
-func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply bool) processValue {
-	v := processValue{Nodes: []string{}}
+func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply bool) processResult {
+	v := processResult{nodes: []string{}}
 	type result struct {
 		node     string
 		body     string // the faults to re-apply, or ""
@@ -390,7 +443,7 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 			ok = n.paused[x]
 		}
 		if !ok {
-			v.Skipped = append(v.Skipped, x)
+			v.skipped = append(v.skipped, x)
 			continue
 		}
 		r := &result{node: x}
@@ -427,15 +480,15 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 	for _, r := range todo {
 		x := r.node
 		if r.err != nil {
-			if v.Failed == nil {
-				v.Failed = map[string]string{}
+			if v.failed == nil {
+				v.failed = map[string]string{}
 			}
-			v.Failed[x] = r.err.Error()
+			v.failed[x] = r.err.Error()
 			n.logf("nemesis: %s %s failed: %v", f, x, r.err)
 			n.count(func(s *Stats) { s.Failed++ })
 			continue
 		}
-		v.Nodes = append(v.Nodes, x)
+		v.nodes = append(v.nodes, x)
 		switch f {
 		case FKill:
 			n.killed[x] = true
@@ -452,9 +505,9 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 		if r.body != "" {
 			n.noteApplied(x, r.body, r.applyErr)
 			if r.applyErr != nil {
-				v.Unreachable = append(v.Unreachable, x)
+				v.unreachable = append(v.unreachable, x)
 			} else {
-				v.Reapplied = append(v.Reapplied, x)
+				v.reapplied = append(v.reapplied, x)
 			}
 		}
 	}

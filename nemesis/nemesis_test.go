@@ -168,20 +168,25 @@ func (c *fakeCluster) faults(node string) string {
 	return f
 }
 
-// recorder collects the nemesis's ops as "f value-json".
+// recorder collects the nemesis's ops as "f value-json", followed by
+// " error: problem" if the op has a problem.
 type recorder struct {
 	mu  sync.Mutex
 	ops []string
 }
 
-func (r *recorder) record(f string, v any) error {
+func (r *recorder) record(f string, v any, problem string) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	op := f + " " + string(b)
+	if problem != "" {
+		op += " error: " + problem
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ops = append(r.ops, f+" "+string(b))
+	r.ops = append(r.ops, op)
 	return nil
 }
 
@@ -275,13 +280,13 @@ func TestRunAppliesFaults(t *testing.T) {
 		}
 	}
 	checkOps(t, rec.take(), []string{
-		`start-partition {"shape":"isolate","groups":[["n1"],["n2","n3"]],"grudge":{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}}`,
+		`start-partition {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}`,
 		`start-link {"delay_ms":100,"jitter_ms":0,"loss":0,"nodes":["n2"]}`,
-		`kill {"nodes":["n3"]}`,
-		`restart {"nodes":["n3"],"reapplied":["n3"]}`,
-		`pause {"nodes":["n2"]}`,
-		`stop-partition {"shape":"isolate","groups":[["n1"],["n2","n3"]],"grudge":{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]},"unreachable":["n2"]}`,
-		`resume {"nodes":["n2"],"reapplied":["n2"]}`,
+		`kill ["n3"]`,
+		`restart ["n3"]`,
+		`pause ["n2"]`,
+		`stop-partition {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]} error: unreachable: n2`,
+		`resume ["n2"]`,
 		`stop-link {"delay_ms":100,"jitter_ms":0,"loss":0,"nodes":["n2"]}`,
 	})
 	for _, name := range c.names {
@@ -308,8 +313,17 @@ func TestRunAppliesFaults(t *testing.T) {
 	if got := stats.String(); got != "start-partition 1, stop-partition 1, start-link 1, stop-link 1, kill 1, restart 1, pause 1, resume 1; 1 unreachable" {
 		t.Errorf("stats %q", got)
 	}
-	if !strings.Contains(logs.String(), "cannot set the faults of n2: paused") {
-		t.Errorf("log:\n%s", logs.String())
+	// What the history no longer holds is logged: the partition's shape
+	// and groups, the re-applied faults.
+	for _, want := range []string{
+		"cannot set the faults of n2: paused",
+		`nemesis: start-partition {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]} (isolate n1)`,
+		`nemesis: restart ["n3"] (reapplied: n3)`,
+		`nemesis: stop-partition {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]} (isolate n1) error: unreachable: n2`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
 	}
 }
 
@@ -324,11 +338,11 @@ func TestRunUnreachableGoesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOps(t, rec.take(), []string{
-		`start-partition {"shape":"halves","groups":[["n1","n2"],["n3","n4","n5"]],"grudge":{"n1":["n3","n4","n5"],"n2":["n3","n4","n5"],"n3":["n1","n2"],"n4":["n1","n2"],"n5":["n1","n2"]},"unreachable":["n2","n3"]}`,
-		`kill {"nodes":["n4"]}`,
+		`start-partition {"n1":["n3","n4","n5"],"n2":["n3","n4","n5"],"n3":["n1","n2"],"n4":["n1","n2"],"n5":["n1","n2"]} error: unreachable: n2,n3`,
+		`kill ["n4"]`,
 		// n2 refused (404) and holds nothing, so it needs nothing now; n3
 		// may hold the partition, so it is tried again.
-		`stop-partition {"shape":"halves","groups":[["n1","n2"],["n3","n4","n5"]],"grudge":{"n1":["n3","n4","n5"],"n2":["n3","n4","n5"],"n3":["n1","n2"],"n4":["n1","n2"],"n5":["n1","n2"]},"unreachable":["n3"]}`,
+		`stop-partition {"n1":["n3","n4","n5"],"n2":["n3","n4","n5"],"n3":["n1","n2"],"n4":["n1","n2"],"n5":["n1","n2"]} error: unreachable: n3`,
 	})
 	if got := c.faults("n1"); got != emptySet {
 		t.Errorf("n1 holds %s after the heal", got)
@@ -352,7 +366,7 @@ func TestRunWrongToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := rec.take()
-	if len(ops) != 1 || !strings.HasSuffix(ops[0], `"unreachable":["n1","n2","n3"]}`) {
+	if len(ops) != 1 || !strings.HasSuffix(ops[0], `} error: unreachable: n1,n2,n3`) {
 		t.Errorf("ops %q", ops)
 	}
 	// 401 means nothing was applied: Heal has nothing it must clear.
@@ -365,7 +379,8 @@ func TestProcessFailure(t *testing.T) {
 	c := newFakeCluster(t, 3)
 	c.failing["n2"] = errors.New("no such process")
 	var rec recorder
-	n := New(c, rec.record, nil)
+	var logs bytes.Buffer
+	n := New(c, rec.record, func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) })
 	s := parseSched(t, "0s kill n1,n2\n0s pause n3\n", c.names)
 	s = append(s,
 		Step{Action: FPause, Nodes: []string{"n3"}},   // paused already: skipped
@@ -375,18 +390,24 @@ func TestProcessFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOps(t, rec.take(), []string{
-		`kill {"nodes":["n1"],"failed":{"n2":"no such process"}}`,
-		`pause {"nodes":["n3"]}`,
-		`pause {"nodes":[],"skipped":["n3"]}`,
-		`restart {"nodes":[],"skipped":["n2"]}`,
+		`kill ["n1"] error: failed: n2 (no such process)`,
+		`pause ["n3"]`,
+		`pause []`,
+		`restart []`,
 	})
+	// Skipped nodes are no problem: they are only logged.
+	for _, want := range []string{`nemesis: pause [] (skipped: n3)`, `nemesis: restart [] (skipped: n2)`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
 	if st := n.Stats(); st.Failed != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	if err := n.Heal(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	checkOps(t, rec.take(), []string{`resume {"nodes":["n3"]}`, `restart {"nodes":["n1"]}`})
+	checkOps(t, rec.take(), []string{`resume ["n3"]`, `restart ["n1"]`})
 }
 
 func TestHeal(t *testing.T) {
@@ -408,9 +429,9 @@ func TestHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOps(t, rec.take(), []string{
-		`resume {"nodes":["n2","n4"]}`,
-		`restart {"nodes":["n1"]}`,
-		`stop-partition {"shape":"bridge","groups":[["n1","n2"],["n3"],["n4","n5"]],"grudge":{"n1":["n4","n5"],"n2":["n4","n5"],"n4":["n1","n2"],"n5":["n1","n2"]}}`,
+		`resume ["n2","n4"]`,
+		`restart ["n1"]`,
+		`stop-partition {"n1":["n4","n5"],"n2":["n4","n5"],"n4":["n1","n2"],"n5":["n1","n2"]}`,
 		`stop-link {"delay_ms":0,"jitter_ms":0,"loss":0.2,"nodes":["n5"]}`,
 	})
 	for _, name := range c.names {
@@ -440,7 +461,7 @@ func TestRunTiming(t *testing.T) {
 	var mu sync.Mutex
 	var at []time.Duration
 	start := time.Now()
-	n := New(c, func(string, any) error {
+	n := New(c, func(string, any, string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		at = append(at, time.Since(start))
@@ -518,30 +539,48 @@ func TestRunRejectsBadSchedule(t *testing.T) {
 	}
 }
 
+// TestRecordTo checks the ops as the history holds them (DESIGN §3.4): a
+// partition's value is its grudge, a process action's the nodes acted on,
+// a link fault's the fault; problems are the op's error.
 func TestRecordTo(t *testing.T) {
 	c := newFakeCluster(t, 3)
+	c.nodes["n3"].srv.Close() // does not answer
+	c.failing["n2"] = errors.New("boom")
 	var buf bytes.Buffer
 	w := histories.NewWriter(&buf, time.Now())
 	n := New(c, RecordTo(w), nil)
-	if err := n.Run(context.Background(), parseSched(t, "0s start-partition isolate n1\n0s stop-partition", c.names)); err != nil {
+	s := parseSched(t, `
+0s start-partition isolate n1
+0s kill n1,n2
+0s restart n1
+0s start-link delay=20ms jitter=5ms loss=10% nodes=n1
+0s stop-link
+0s stop-partition
+`, c.names)
+	if err := n.Run(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
 	ops, err := histories.Read(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ops) != 2 {
+	want := []struct{ f, value, err string }{
+		{FStartPartition, `{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}`, "unreachable: n3"},
+		{FKill, `["n1"]`, "failed: n2 (boom)"},
+		{FRestart, `["n1"]`, ""}, // re-applied, which is no problem
+		{FStartLink, `{"delay_ms":20,"jitter_ms":5,"loss":0.1,"nodes":["n1"]}`, "unreachable: n3"},
+		{FStopLink, `{"delay_ms":20,"jitter_ms":5,"loss":0.1,"nodes":["n1"]}`, "unreachable: n3"},
+		{FStopPartition, `{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}`, "unreachable: n3"},
+	}
+	if len(ops) != len(want) {
 		t.Fatalf("ops %v", ops)
 	}
-	for i, f := range []string{FStartPartition, FStopPartition} {
+	for i, w := range want {
 		op := ops[i]
-		if op.Index != int64(i) || op.Type != histories.Info || op.Process != histories.Nemesis || op.F != f {
-			t.Errorf("op %d: %s", i, op.Describe())
+		if op.Index != int64(i) || op.Type != histories.Info || op.Process != histories.Nemesis || op.F != w.f ||
+			string(op.Value) != w.value || op.Error != w.err {
+			t.Errorf("op %d: %s value %s error %q, want %s value %s error %q", i, op.Describe(), op.Value, op.Error, w.f, w.value, w.err)
 		}
-	}
-	var v struct{ Grudge Grudge }
-	if err := json.Unmarshal(ops[0].Value, &v); err != nil || len(v.Grudge["n1"]) != 2 {
-		t.Errorf("value %s: %v", ops[0].Value, err)
 	}
 }
 
@@ -572,7 +611,7 @@ func TestRunFinishesTheStepUnderWay(t *testing.T) {
 		t.Fatalf("Run: %v, want context.Canceled", err)
 	}
 	ops := rec.take()
-	if len(ops) != 2 || ops[1] != `restart {"nodes":["n1"]}` {
+	if len(ops) != 2 || ops[1] != `restart ["n1"]` {
 		t.Fatalf("ops %q: want the restart under way completed", ops)
 	}
 	if err := n.Heal(context.Background()); err != nil {

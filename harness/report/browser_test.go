@@ -407,7 +407,7 @@ func TestBrowserEdgeCases(t *testing.T) {
 	}
 	os.WriteFile(cut.Path(histories.HistoryFile), []byte(
 		`{"index":0,"time":1000,"type":"invoke","process":0,"f":"set","value":9223372036854775807,"node":"n1"}`+"\n"+
-			`{"index":1,"time":2000,"type":"info","process":"nemesis","f":"kill","value":{"nodes":["n1"]}}`+"\n"), 0o644)
+			`{"index":1,"time":2000,"type":"info","process":"nemesis","f":"kill","value":["n1"],"error":"failed: n2 (no such process)"}`+"\n"), 0o644)
 	for _, run := range []histories.Run{early, cut} {
 		if err := Write(run.Dir); err != nil {
 			t.Fatal(err)
@@ -420,6 +420,11 @@ func TestBrowserEdgeCases(t *testing.T) {
 		if run == cut && !regexp.MustCompile(`(?s)<div id="details".*9223372036854775807.*pending at the end`).Match(dom) {
 			t.Error("the pending set's exact value is not shown when it is selected")
 		}
+	}
+	// The nemesis op, selected, shows its nodes and its error.
+	dom, _ := chromium(t, fileURL(t, cut.Path(File))+"#op=1", "--dump-dom")
+	if !regexp.MustCompile(`(?s)<div id="details".*kill n1.*error: failed: n2 \(no such process\)`).Match(dom) {
+		t.Errorf("the selected nemesis op does not show its nodes and error:\n%s", dom)
 	}
 }
 

@@ -103,6 +103,7 @@ type nemOp struct {
 	T     int64           `json:"t"`
 	F     string          `json:"f"`
 	Label string          `json:"label"`
+	Error string          `json:"error,omitempty"` // what went wrong, e.g. "unreachable: n2"
 	Value json.RawMessage `json:"value,omitempty"`
 }
 
@@ -164,7 +165,8 @@ func buildPage(ops []histories.Op, res *checker.Result, anomalies []checker.Anom
 		op := &ops[i]
 		t := micros(op.Time)
 		if op.Process == histories.Nemesis {
-			p.Nemesis = append(p.Nemesis, nemOp{I: op.Index, T: t, F: op.F, Label: nemesisLabel(op), Value: compactJSON(op.Value)})
+			p.Nemesis = append(p.Nemesis, nemOp{I: op.Index, T: t, F: op.F, Label: nemesisLabel(op), Error: op.Error,
+				Value: compactJSON(op.Value)})
 			nem.add(op, t)
 			continue
 		}
@@ -349,8 +351,10 @@ func compactJSON(v json.RawMessage) json.RawMessage {
 	return b.Bytes()
 }
 
-// nemesisValue is the union of the shapes the nemesis records (nemesis
-// package: partitionValue, linkValue, processValue).
+// nemesisValue is the union of the values the nemesis records (see
+// nemesis.New): a bare grudge for partitions, a link fault object, a bare
+// node list for process actions; and of those older histories hold:
+// objects with shape, groups and grudge, or with nodes and failed.
 type nemesisValue struct {
 	Shape    string              `json:"shape"`
 	Groups   [][]string          `json:"groups"`
@@ -365,6 +369,13 @@ type nemesisValue struct {
 
 func decodeNemesis(v json.RawMessage) nemesisValue {
 	var nv nemesisValue
+	if t := bytes.TrimLeft(v, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		// A bare node list: the nodes a process action acted on.
+		if json.Unmarshal(v, &nv.Nodes) != nil {
+			nv.Nodes = nil
+		}
+		return nv
+	}
 	if len(v) == 0 || json.Unmarshal(v, &nv) != nil {
 		nv = nemesisValue{}
 		// A bare grudge, as in DESIGN §3.4's example.
@@ -382,7 +393,7 @@ func decodeNemesis(v json.RawMessage) nemesisValue {
 	return nv
 }
 
-// nemesisLabel describes a nemesis op in a few words.
+// nemesisLabel describes a nemesis op in a few words, without its error.
 func nemesisLabel(op *histories.Op) string {
 	nv := decodeNemesis(op.Value)
 	switch op.F {
@@ -420,7 +431,7 @@ func partitionLabel(nv nemesisValue) string {
 		for k := range nv.Grudge {
 			keys = append(keys, k)
 		}
-		slices.Sort(keys)
+		slices.SortFunc(keys, naturalCompare)
 		var gs []string
 		for _, k := range keys {
 			if len(nv.Grudge[k]) > 0 {
@@ -493,7 +504,7 @@ func (n *nemesisWindows) add(op *histories.Op, t int64) {
 		kind := map[string]string{"restart": "kill", "resume": "pause"}[f]
 		nv := decodeNemesis(op.Value)
 		nodes := nv.Nodes
-		if len(nodes) == 0 && len(nv.Failed) == 0 {
+		if nodes == nil && len(nv.Failed) == 0 {
 			// Unknown targets: end every window of the kind.
 			for key := range n.open {
 				if strings.HasPrefix(key, kind+"/") {
@@ -507,7 +518,11 @@ func (n *nemesisWindows) add(op *histories.Op, t int64) {
 		n.stop(kind+"/", op, t)
 	default:
 		if kind, ok := strings.CutPrefix(f, "start-"); ok {
-			n.start(kind, kind, nemesisLabel(op), op, t)
+			label := nemesisLabel(op)
+			if op.Error != "" {
+				label += " (" + op.Error + ")"
+			}
+			n.start(kind, kind, label, op, t)
 		} else if kind, ok := strings.CutPrefix(f, "stop-"); ok {
 			n.stop(kind, op, t)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -237,6 +238,70 @@ func TestNemesisWindows(t *testing.T) {
 				t.Errorf("windows %q and %q overlap on row %d", a.Label, b.Label, a.Row)
 			}
 		}
+	}
+}
+
+// TestNemesisValues reads the values the nemesis records (DESIGN §3.4): a
+// bare grudge, a link fault, a bare node list; problems in the op's error.
+func TestNemesisValues(t *testing.T) {
+	nem := func(i int64, f, v, err string) histories.Op {
+		return histories.Op{Index: i, Time: i * 1000, Type: histories.Info, Process: histories.Nemesis, F: f,
+			Value: json.RawMessage(v), Error: err}
+	}
+	const grudge = `{"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}`
+	const link = `{"delay_ms":100,"jitter_ms":20,"loss":0.25,"nodes":["n2"]}`
+	ops := []histories.Op{
+		nem(0, "start-partition", grudge, "unreachable: n2"),
+		nem(1, "kill", `["n1","n2"]`, ""),
+		nem(2, "restart", `["n1"]`, ""),
+		nem(3, "kill", `[]`, "failed: n3 (no such process)"),
+		nem(4, "stop-partition", grudge, ""),
+		nem(5, "restart", `["n2"]`, "unreachable: n2"),
+		nem(6, "pause", `["n3"]`, ""),
+		nem(7, "start-link", link, ""),
+		nem(8, "stop-link", link, "unreachable: n3"),
+		nem(9, "resume", `[]`, ""), // n3 was skipped: it stays paused
+	}
+	p := buildPage(ops, nil, nil)
+	type w struct {
+		kind, label string
+		i0, i1      int64
+	}
+	var got []w
+	for _, x := range p.Windows {
+		got = append(got, w{x.Kind, x.Label, x.I0, x.I1})
+	}
+	want := []w{
+		{"partition", "partition n1✕n2,n3 n2✕n1 n3✕n1 (unreachable: n2)", 0, 4},
+		{"kill", "killed n1", 1, 2},
+		{"kill", "killed n2", 1, 5},
+		{"pause", "paused n3", 6, -1},
+		{"link", "link delay 100ms±20ms loss 25% on n2", 7, 8},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("windows\n%+v\nwant\n%+v", got, want)
+	}
+	wantOps := []struct{ label, err, value string }{
+		{"partition n1✕n2,n3 n2✕n1 n3✕n1", "unreachable: n2", grudge},
+		{"kill n1,n2", "", `["n1","n2"]`},
+		{"restart n1", "", `["n1"]`},
+		{"kill", "failed: n3 (no such process)", `[]`},
+		{"stop-partition", "", grudge},
+		{"restart n2", "unreachable: n2", `["n2"]`},
+		{"pause n3", "", `["n3"]`},
+		{"link delay 100ms±20ms loss 25% on n2", "", link},
+		{"stop-link", "unreachable: n3", link},
+		{"resume", "", `[]`},
+	}
+	for i, want := range wantOps {
+		o := p.Nemesis[i]
+		if o.Label != want.label || o.Error != want.err || string(o.Value) != want.value {
+			t.Errorf("nemesis op %d: label %q error %q value %s, want %q, %q, %s", i, o.Label, o.Error, o.Value, want.label, want.err, want.value)
+		}
+	}
+	b, _ := json.Marshal(p.Nemesis[0])
+	if !strings.Contains(string(b), `"error":"unreachable: n2"`) {
+		t.Errorf("the page's op lacks its error: %s", b)
 	}
 }
 

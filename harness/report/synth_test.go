@@ -92,6 +92,7 @@ func (s synth) history() []histories.Op {
 	faultOn := false
 	step := 0
 	var faultNode int
+	var faultValue any // the value of the fault's start op, and of its stop op (DESIGN §3.4)
 	nemesis := func(now int64) {
 		if !s.faults {
 			return
@@ -115,33 +116,31 @@ func (s synth) history() []histories.Op {
 					for _, o := range others {
 						grudge[o] = []string{x}
 					}
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "start-partition",
-						Value: histories.JSONValue(map[string]any{"shape": "isolate", "groups": [][]string{{x}, others}, "grudge": grudge})}, t)
+					faultValue = grudge
+					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "start-partition", Value: histories.JSONValue(grudge)}, t)
 				case 1:
 					killed[faultNode] = true
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "kill", Value: histories.JSONValue(map[string]any{"nodes": []string{x}})}, t)
+					faultValue = []string{x}
+					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "kill", Value: histories.JSONValue(faultValue)}, t)
 				case 2:
 					paused[faultNode] = true
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "pause", Value: histories.JSONValue(map[string]any{"nodes": []string{x}})}, t)
+					faultValue = []string{x}
+					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "pause", Value: histories.JSONValue(faultValue)}, t)
 				case 3:
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "start-link",
-						Value: histories.JSONValue(map[string]any{"delay_ms": 50, "jitter_ms": 10, "loss": 0.1, "nodes": []string{x}})}, t)
+					faultValue = map[string]any{"delay_ms": 50, "jitter_ms": 10, "loss": 0.1, "nodes": []string{x}}
+					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "start-link", Value: histories.JSONValue(faultValue)}, t)
 				}
 			} else {
-				x := name(faultNode)
+				f := [...]string{"stop-partition", "restart", "resume", "stop-link"}[step%4]
 				switch step % 4 {
 				case 0:
 					isolated = -1
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "stop-partition", Value: histories.JSONValue(map[string]any{"shape": "isolate"})}, t)
 				case 1:
 					killed[faultNode] = false
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "restart", Value: histories.JSONValue(map[string]any{"nodes": []string{x}})}, t)
 				case 2:
 					paused[faultNode] = false
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "resume", Value: histories.JSONValue(map[string]any{"nodes": []string{x}})}, t)
-				case 3:
-					emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: "stop-link", Value: histories.JSONValue(map[string]any{"nodes": []string{x}})}, t)
 				}
+				emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: f, Value: histories.JSONValue(faultValue)}, t)
 				step++
 			}
 			faultOn = !faultOn
@@ -222,9 +221,8 @@ func (s synth) history() []histories.Op {
 	}
 	now := ops[len(ops)-1].Time + ms
 	if s.faults && faultOn {
-		x := name(faultNode)
 		f := [...]string{"stop-partition", "restart", "resume", "stop-link"}[step%4]
-		emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: f, Value: histories.JSONValue(map[string]any{"nodes": []string{x}})}, now)
+		emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: f, Value: histories.JSONValue(faultValue)}, now)
 		isolated, killed[faultNode], paused[faultNode] = -1, false, false
 	}
 	top := slices.Max(counter)

@@ -543,7 +543,9 @@
       '<table>' + rows.map((r) => `<tr><th>${esc(r[0])}</th><td>${esc(r[1])}</td></tr>`).join('') + '</table>';
   }
   function nemHTML(o) {
-    return `<b>${esc(o.f)}</b> op ${o.i} at ${fmtSec(o.t)}<br>${esc(o.label)}` + (o.value !== undefined ? `<br><code>${esc(clip(JSON.stringify(o.value), 400))}</code>` : '');
+    return `<b>${esc(o.f)}</b> op ${o.i} at ${fmtSec(o.t)}<br>${esc(o.label)}` +
+      (o.error ? `<br>error: ${esc(clip(o.error, 400))}` : '') +
+      (o.value !== undefined ? `<br><code>${esc(clip(JSON.stringify(o.value), 400))}</code>` : '');
   }
   function windowHTML(w) {
     const start = nemByIndex.get(w.i0), stop = w.i1 >= 0 ? nemByIndex.get(w.i1) : null;
