@@ -402,6 +402,11 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	if len(ops) == 0 {
 		t.Error("history lost")
 	}
+	if sig == syscall.SIGINT {
+		if _, err := os.Stat(filepath.Join(r, "report.html")); err != nil {
+			t.Errorf("an interrupted run has no report: %v", err)
+		}
+	}
 }
 
 // TestStandaloneClient runs `ec-counter client` against a real node and

@@ -43,21 +43,21 @@ type Timings struct {
 
 // runRecord is run.json.
 type runRecord struct {
-	Name      string               `json:"name"`
-	Seed      uint64               `json:"seed"`
-	Version   string               `json:"version"`
-	Config    Config               `json:"config"`
-	Command   []string             `json:"command"`
-	Replay    string               `json:"replay"`
-	Nodes     map[string]nodeAddrs `json:"nodes"`
-	Start     time.Time            `json:"start"`
-	End       time.Time            `json:"end,omitzero"`
-	Timings   *Timings             `json:"timings,omitempty"`
-	Valid     *checker.Validity    `json:"valid,omitempty"`
-	Error     string               `json:"error,omitempty"`
-	Unclean   []string             `json:"unclean_shutdown,omitempty"`
-	Schedule  string               `json:"nemesis_schedule,omitempty"`
-	Truncated bool                 `json:"interrupted,omitempty"`
+	Name        string               `json:"name"`
+	Seed        uint64               `json:"seed"`
+	Version     string               `json:"version"`
+	Config      Config               `json:"config"`
+	Command     []string             `json:"command"`
+	Replay      string               `json:"replay"`
+	Nodes       map[string]nodeAddrs `json:"nodes"`
+	Start       time.Time            `json:"start"`
+	End         time.Time            `json:"end,omitzero"`
+	Timings     *Timings             `json:"timings,omitempty"`
+	Valid       *checker.Validity    `json:"valid,omitempty"`
+	Error       string               `json:"error,omitempty"`
+	Unclean     []string             `json:"unclean_shutdown,omitempty"`
+	Schedule    string               `json:"nemesis_schedule,omitempty"`
+	Interrupted bool                 `json:"interrupted,omitempty"`
 }
 
 // Run performs one test run as cfg says, printing progress and a summary to
@@ -91,11 +91,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	r.rec.End = time.Now().UTC()
 	if err != nil {
 		r.rec.Error = err.Error()
-		r.rec.Truncated = ctx.Err() != nil
+		r.rec.Interrupted = ctx.Err() != nil
 		fmt.Fprintf(out, "run failed: %v\nhistory and logs kept in %s\n", err, run.Dir)
 	}
 	if werr := r.writeRecord(); werr != nil && err == nil {
 		err = werr
+	}
+	// Crashed and interrupted runs get a report too: it shows what there is.
+	if rerr := report.Write(run.Dir); rerr != nil {
+		fmt.Fprintf(out, "could not write %s: %v\n", report.File, rerr)
 	}
 	return o, err
 }
@@ -245,12 +249,6 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	t.Total = time.Since(r.start)
 	r.rec.Timings = &t
 	r.rec.Valid = &res.Valid
-	if err := r.writeRecord(); err != nil {
-		return nil, err
-	}
-	if err := report.Write(r.run.Dir); err != nil {
-		r.logf("could not write %s: %v", report.File, err)
-	}
 
 	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
 	r.mu.Lock()
