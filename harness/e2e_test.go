@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,8 +79,8 @@ func runCLI(t *testing.T, bin string, args ...string) (int, string) {
 	case errors.As(err, &ee):
 		return ee.ExitCode(), out.String()
 	}
-	t.Fatalf("run %s %v: %v", bin, args, err)
-	return 0, ""
+	// Not t.Fatal: runCLI is also called from the goroutines of parallelRuns.
+	return -1, fmt.Sprintf("could not run %s %v: %v", bin, args, err)
 }
 
 // storedRun is what a test reads back from a run directory.
@@ -92,24 +93,33 @@ type storedRun struct {
 
 func readRun(t *testing.T, store string) storedRun {
 	t.Helper()
+	r, err := loadRun(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// loadRun reads store/latest back; it is safe in any goroutine.
+func loadRun(store string) (storedRun, error) {
 	dir, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
 	if err != nil {
-		t.Fatalf("store/latest: %v", err)
+		return storedRun{}, fmt.Errorf("store/latest: %w", err)
 	}
 	r := storedRun{dir: dir}
 	if r.ops, err = histories.ReadFile(filepath.Join(dir, histories.HistoryFile)); err != nil {
-		t.Fatal(err)
+		return r, err
 	}
 	for file, dst := range map[string]*map[string]any{histories.ResultsFile: &r.results, histories.RunFile: &r.record} {
 		b, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
-			t.Fatal(err)
+			return r, err
 		}
 		if err := json.Unmarshal(b, dst); err != nil {
-			t.Fatalf("%s: %v", file, err)
+			return r, fmt.Errorf("%s: %w", file, err)
 		}
 	}
-	return r
+	return r, nil
 }
 
 // countOps counts ops by type and f.

@@ -66,7 +66,11 @@ func TestNemesisKindsPassOnTheCorrectServer(t *testing.T) {
 			t.Errorf("--nemesis %s --seed %d: exit %d, want 0:\n%s", j.kinds, j.seed, code, out)
 			return
 		}
-		r := readRun(t, store)
+		r, err := loadRun(store)
+		if err != nil {
+			t.Errorf("--nemesis %s --seed %d: %v", j.kinds, j.seed, err)
+			return
+		}
 		n := countOps(r.ops)
 		if j.kinds == "partition,delay,kill,pause" {
 			any := 0
@@ -137,7 +141,12 @@ func TestSameSeedReplaysSameFaultsAndOps(t *testing.T) {
 			t.Errorf("run %d: exit %d\n%s", i, code, out)
 			return
 		}
-		runs[i] = readRun(t, store)
+		r, err := loadRun(store)
+		if err != nil {
+			t.Errorf("run %d: %v", i, err)
+			return
+		}
+		runs[i] = r
 	})
 	if t.Failed() {
 		return
