@@ -328,18 +328,28 @@ func TestConfigFileAndFlagOverride(t *testing.T) {
 
 func TestBadUsageExits254(t *testing.T) {
 	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.jsonl")
+	os.WriteFile(garbage, []byte(`{"index":0,"time":1,"type":"invoke","process":0,"f":"get","node":"n1"}`+"\nnot json\n"), 0o644)
+	store := filepath.Join(dir, "store")
 	for _, args := range [][]string{
-		{"test", "--nodes", "0"},
-		{"test", "--nodes", "three"},
-		{"test", "--no-such-flag"},
-		{"test", "--node-cmd", "x {nmae}"},
+		{"test", "--store", store, "--nodes", "0"},
+		{"test", "--store", store, "--nodes", "three"},
+		{"test", "--store", store, "--no-such-flag"},
+		{"test", "--store", store, "--node-cmd", "x {nmae}"},
+		{"test", "--store", store, "--bug", "no-such-bug"},
 		{"check"},
 		{"check", "/no/such/run"},
+		{"check", garbage},
+		{"client", "--server", "nohost"},
 		{"no-such-command"},
 	} {
-		if code, out := runCLI(t, bin, append(args, "--store", t.TempDir())...); code != 254 {
+		if code, out := runCLI(t, bin, args...); code != 254 {
 			t.Errorf("%v: exit %d, want 254\n%s", args, code, out)
 		}
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Error("a rejected command created the store")
 	}
 }
 
