@@ -72,6 +72,12 @@ func TestNemesisKindsPassOnTheCorrectServer(t *testing.T) {
 			return
 		}
 		n := countOps(r.ops)
+		// Durability under kills with sets in flight: no acknowledged set may
+		// be above the converged value.
+		conv, _ := r.results["checks"].(map[string]any)["convergence"].(map[string]any)
+		if lost, _ := conv["lost_write_count"].(float64); conv == nil || lost != 0 || n["ok set"] == 0 {
+			t.Errorf("--nemesis %s --seed %d: %v lost acknowledged writes (%d ok sets)", j.kinds, j.seed, conv["lost_write_count"], n["ok set"])
+		}
 		if j.kinds == "partition,delay,kill,pause" {
 			any := 0
 			for _, fs := range wantFs {
