@@ -47,7 +47,7 @@ func checkCommand() *cli.Command {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(res); err != nil {
-					return cli.Exit(err.Error(), exitCrashed)
+					return harnessFailure(err)
 				}
 			} else {
 				fmt.Printf("%s: %d ops\n", path, len(ops))

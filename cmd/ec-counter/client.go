@@ -38,7 +38,7 @@ func clientCommand() *cli.Command {
 			defer stop()
 			err := harness.StandaloneClient(ctx, c.String("server"), c.Int("requests"), c.Uint64("seed"), c.Float64("rate"), c.Duration("request-timeout"), os.Stdout)
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter client: %v", err), exitCrashed)
+				return harnessFailure(fmt.Errorf("client: %w", err))
 			}
 			return nil
 		},

@@ -50,6 +50,11 @@ func usageError(err error) error {
 	return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitUsage)
 }
 
+// harnessFailure marks err as a failure of ec-counter itself (exit 255).
+func harnessFailure(err error) error {
+	return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+}
+
 // exitCode prints err and maps it to a process exit code.
 func exitCode(err error) int {
 	if err == nil {

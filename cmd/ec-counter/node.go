@@ -97,7 +97,7 @@ func runNode(c *cli.Context) error {
 		stop() // a second signal kills at once
 	}()
 	if err := node.Run(ctx, cfg); err != nil {
-		return cli.Exit(fmt.Sprintf("ec-counter node: %v", err), exitCrashed)
+		return harnessFailure(fmt.Errorf("node: %w", err))
 	}
 	return nil
 }

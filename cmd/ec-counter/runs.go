@@ -101,13 +101,13 @@ func runsCommand() *cli.Command {
 			}
 			runs, err := report.List(store)
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+				return harnessFailure(err)
 			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(runs); err != nil {
-					return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+					return harnessFailure(err)
 				}
 				return nil
 			}
@@ -116,7 +116,7 @@ func runsCommand() *cli.Command {
 				return nil
 			}
 			if err := report.WriteTable(os.Stdout, runs); err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+				return harnessFailure(err)
 			}
 			return nil
 		},
@@ -148,15 +148,15 @@ func showCommand() *cli.Command {
 			}
 			if c.Bool("report") {
 				if err := report.Write(dir); err != nil {
-					return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+					return harnessFailure(err)
 				}
 			}
 			run, err := report.Load(dir)
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+				return harnessFailure(err)
 			}
 			if err := run.WriteText(os.Stdout); err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+				return harnessFailure(err)
 			}
 			return nil
 		},
@@ -183,7 +183,7 @@ func serveCommand() *cli.Command {
 			}
 			ln, err := net.Listen("tcp", c.String("addr"))
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+				return harnessFailure(err)
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -193,13 +193,13 @@ func serveCommand() *cli.Command {
 			fmt.Printf("serving the runs of %s at http://%s/ (Ctrl-C to stop)\n", store, ln.Addr())
 			select {
 			case err := <-served:
-				return cli.Exit(fmt.Sprintf("ec-counter: serve: %v", err), exitCrashed)
+				return harnessFailure(fmt.Errorf("serve: %w", err))
 			case <-ctx.Done():
 			}
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := srv.Shutdown(shutdown); err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: shutdown: %v", err), exitCrashed)
+				return harnessFailure(fmt.Errorf("shutdown: %w", err))
 			}
 			return nil
 		},

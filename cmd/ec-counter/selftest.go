@@ -44,10 +44,10 @@ func selftestCommand() *cli.Command {
 			}
 			fmt.Println()
 			if terr := harness.WriteSelftestTable(os.Stdout, rows); terr != nil {
-				return cli.Exit(terr.Error(), exitCrashed)
+				return harnessFailure(terr)
 			}
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("ec-counter: selftest stopped: %v", err), exitCrashed)
+				return harnessFailure(fmt.Errorf("selftest stopped: %w", err))
 			}
 			for _, r := range rows {
 				if !r.OK() {

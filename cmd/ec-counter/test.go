@@ -96,7 +96,7 @@ func runTest(c *cli.Context) error {
 		if errors.Is(err, context.Canceled) {
 			return cli.Exit("ec-counter: interrupted; nodes stopped", exitCrashed)
 		}
-		return cli.Exit(fmt.Sprintf("ec-counter: %v", err), exitCrashed)
+		return harnessFailure(err)
 	}
 	return exitWith(harness.ExitCode(o.Result.Valid))
 }
@@ -119,7 +119,7 @@ func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error 
 	runs, err := harness.Campaign(ctx, cfg, count, os.Stdout, isTerminal(os.Stdout))
 	fmt.Println()
 	if terr := harness.WriteCampaignTable(os.Stdout, runs); terr != nil {
-		return cli.Exit(terr.Error(), exitCrashed)
+		return harnessFailure(terr)
 	}
 	if path := c.String("junit"); path != "" {
 		f, ferr := os.Create(path)
@@ -130,12 +130,12 @@ func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error 
 			}
 		}
 		if ferr != nil {
-			return cli.Exit(fmt.Sprintf("ec-counter: --junit: %v", ferr), exitCrashed)
+			return harnessFailure(fmt.Errorf("--junit: %w", ferr))
 		}
 		fmt.Printf("JUnit XML: %s\n", path)
 	}
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("ec-counter: campaign stopped: %v", err), exitCrashed)
+		return harnessFailure(fmt.Errorf("campaign stopped: %w", err))
 	}
 	return exitWith(harness.CampaignExitCode(runs))
 }
