@@ -7,10 +7,12 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/ec-counter/ec-counter/api"
 )
 
 // maxDelay bounds delay and jitter, as the node's admin API does.
-const maxDelay = time.Hour
+const maxDelay = api.MaxDelayMS * time.Millisecond
 
 // LinkFault degrades links without cutting them: every packet and stream is
 // delayed by Delay ± Jitter (uniformly) and lost with probability Loss.
@@ -69,27 +71,6 @@ func formatLoss(p float64) string {
 	return strconv.FormatFloat(p, 'f', -1, 64)
 }
 
-// faultSet is the body of PUT /v1/admin/faults: per-peer link faults keyed
-// by the peer's gossip address. Links is never nil: {"links": {}} heals.
-type faultSet struct {
-	Links map[string]linkFaults `json:"links"`
-}
-
-// linkFaults are the faults on the link with one peer: In is traffic from the
-// peer to this node, Out from this node to the peer.
-type linkFaults struct {
-	In  *dirFaults `json:"in,omitempty"`
-	Out *dirFaults `json:"out,omitempty"`
-}
-
-// dirFaults are the faults in one direction of a link.
-type dirFaults struct {
-	Drop     bool    `json:"drop,omitempty"`
-	DelayMS  int     `json:"delay_ms,omitempty"`
-	JitterMS int     `json:"jitter_ms,omitempty"`
-	Loss     float64 `json:"loss,omitempty"`
-}
-
 // emptySet is the encoded fault set of a healed node.
 const emptySet = `{"links":{}}`
 
@@ -105,20 +86,20 @@ type faultState struct {
 // names, and the link fault on "out" towards every peer when node or the
 // peer is a link-fault target. Faulting only the sending side keeps each
 // directed link degraded once. gossip maps a node to its gossip address.
-func (s faultState) faultSet(node string, nodes []string, gossip func(string) string) faultSet {
-	fs := faultSet{Links: map[string]linkFaults{}}
+func (s faultState) faultSet(node string, nodes []string, gossip func(string) string) api.FaultSet {
+	fs := api.FaultSet{Links: map[string]api.LinkFaults{}}
 	for _, peer := range nodes {
 		if peer == node {
 			continue
 		}
-		var l linkFaults
+		var l api.LinkFaults
 		for _, d := range s.grudge[node] {
 			if d == peer {
-				l.In = &dirFaults{Drop: true}
+				l.In = &api.DirFaults{Drop: true}
 			}
 		}
 		if s.link != nil && (s.linkNodes[node] || s.linkNodes[peer]) {
-			l.Out = &dirFaults{
+			l.Out = &api.DirFaults{
 				DelayMS:  int(s.link.Delay.Round(time.Millisecond) / time.Millisecond),
 				JitterMS: int(s.link.Jitter.Round(time.Millisecond) / time.Millisecond),
 				Loss:     s.link.Loss,
@@ -133,7 +114,7 @@ func (s faultState) faultSet(node string, nodes []string, gossip func(string) st
 
 // encode returns the canonical JSON of fs: map keys sorted, so equal sets
 // encode equally.
-func (fs faultSet) encode() (string, error) {
+func encode(fs api.FaultSet) (string, error) {
 	b, err := json.Marshal(fs)
 	if err != nil {
 		return "", fmt.Errorf("encode fault set: %w", err)

@@ -1,6 +1,8 @@
 package nemesis
 
 import (
+	"github.com/ec-counter/ec-counter/api"
+
 	"math"
 	"reflect"
 	"strings"
@@ -14,33 +16,33 @@ func TestFaultSetComposition(t *testing.T) {
 	nodes := testNodes(3)
 	iso := Partition{Shape: "isolate", Groups: [][]string{{"n1"}, {"n2", "n3"}}}
 	link := LinkFault{Delay: 200 * time.Millisecond, Jitter: 50 * time.Millisecond, Loss: 0.1}
-	drop := &dirFaults{Drop: true}
-	slow := &dirFaults{DelayMS: 200, JitterMS: 50, Loss: 0.1}
+	drop := &api.DirFaults{Drop: true}
+	slow := &api.DirFaults{DelayMS: 200, JitterMS: 50, Loss: 0.1}
 
 	for _, tc := range []struct {
 		name  string
 		state faultState
-		want  map[string]map[string]linkFaults
+		want  map[string]map[string]api.LinkFaults
 	}{
-		{"none", faultState{}, map[string]map[string]linkFaults{"n1": {}, "n2": {}, "n3": {}}},
-		{"partition", faultState{grudge: iso.Grudge()}, map[string]map[string]linkFaults{
+		{"none", faultState{}, map[string]map[string]api.LinkFaults{"n1": {}, "n2": {}, "n3": {}}},
+		{"partition", faultState{grudge: iso.Grudge()}, map[string]map[string]api.LinkFaults{
 			"n1": {"127.0.0.12:7946": {In: drop}, "127.0.0.13:7946": {In: drop}},
 			"n2": {"127.0.0.11:7946": {In: drop}},
 			"n3": {"127.0.0.11:7946": {In: drop}},
 		}},
-		{"link on n2", faultState{link: &link, linkNodes: map[string]bool{"n2": true}}, map[string]map[string]linkFaults{
+		{"link on n2", faultState{link: &link, linkNodes: map[string]bool{"n2": true}}, map[string]map[string]api.LinkFaults{
 			"n1": {"127.0.0.12:7946": {Out: slow}},
 			"n2": {"127.0.0.11:7946": {Out: slow}, "127.0.0.13:7946": {Out: slow}},
 			"n3": {"127.0.0.12:7946": {Out: slow}},
 		}},
 		{"partition and link on n1", faultState{grudge: iso.Grudge(), link: &link, linkNodes: map[string]bool{"n1": true}},
-			map[string]map[string]linkFaults{
+			map[string]map[string]api.LinkFaults{
 				"n1": {"127.0.0.12:7946": {In: drop, Out: slow}, "127.0.0.13:7946": {In: drop, Out: slow}},
 				"n2": {"127.0.0.11:7946": {In: drop, Out: slow}},
 				"n3": {"127.0.0.11:7946": {In: drop, Out: slow}},
 			}},
 		{"one-way partition", faultState{grudge: Partition{Shape: "groups", Groups: [][]string{{"n3"}, {"n1"}}, OneWay: true}.Grudge()},
-			map[string]map[string]linkFaults{
+			map[string]map[string]api.LinkFaults{
 				"n1": {}, "n2": {},
 				"n3": {"127.0.0.11:7946": {In: drop}},
 			}},
@@ -48,15 +50,15 @@ func TestFaultSetComposition(t *testing.T) {
 		for _, node := range nodes {
 			got := tc.state.faultSet(node, nodes, testGossip)
 			if !reflect.DeepEqual(got.Links, tc.want[node]) {
-				t.Errorf("%s: %s's links = %s, want %s", tc.name, node, enc(t, got), enc(t, faultSet{Links: tc.want[node]}))
+				t.Errorf("%s: %s's links = %s, want %s", tc.name, node, enc(t, got), enc(t, api.FaultSet{Links: tc.want[node]}))
 			}
 		}
 	}
 }
 
-func enc(t *testing.T, fs faultSet) string {
+func enc(t *testing.T, fs api.FaultSet) string {
 	t.Helper()
-	s, err := fs.encode()
+	s, err := encode(fs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +66,11 @@ func enc(t *testing.T, fs faultSet) string {
 }
 
 func TestFaultSetEncoding(t *testing.T) {
-	if got := enc(t, faultSet{Links: map[string]linkFaults{}}); got != emptySet {
+	if got := enc(t, api.FaultSet{Links: map[string]api.LinkFaults{}}); got != emptySet {
 		t.Errorf("empty set encodes as %s", got)
 	}
-	fs := faultSet{Links: map[string]linkFaults{
-		"127.0.0.12:7946": {In: &dirFaults{Drop: true}, Out: &dirFaults{DelayMS: 200, JitterMS: 50, Loss: 0.2}},
+	fs := api.FaultSet{Links: map[string]api.LinkFaults{
+		"127.0.0.12:7946": {In: &api.DirFaults{Drop: true}, Out: &api.DirFaults{DelayMS: 200, JitterMS: 50, Loss: 0.2}},
 	}}
 	want := `{"links":{"127.0.0.12:7946":{"in":{"drop":true},"out":{"delay_ms":200,"jitter_ms":50,"loss":0.2}}}}`
 	if got := enc(t, fs); got != want {

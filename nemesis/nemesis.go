@@ -576,7 +576,7 @@ func (n *Nemesis) noteApplied(node, body string, err error) {
 
 // desired returns the encoded fault set node should hold now.
 func (n *Nemesis) desired(node string) (string, error) {
-	return n.faults.faultSet(node, n.nodes, n.cluster.GossipAddr).encode()
+	return encode(n.faults.faultSet(node, n.nodes, n.cluster.GossipAddr))
 }
 
 // appliedSet returns the encoded fault set node is known to hold.

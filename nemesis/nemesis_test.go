@@ -1,6 +1,8 @@
 package nemesis
 
 import (
+	"github.com/ec-counter/ec-counter/api"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -62,13 +64,13 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
-		var fs faultSet
+		var fs api.FaultSet
 		if err := dec.Decode(&fs); err != nil || fs.Links == nil {
 			fail(http.StatusBadRequest, fmt.Sprintf("invalid fault set %s: %v", body, err))
 			return
 		}
 		for peer, l := range fs.Links {
-			for _, d := range []*dirFaults{l.In, l.Out} {
+			for _, d := range []*api.DirFaults{l.In, l.Out} {
 				if d != nil && (d.DelayMS < 0 || d.JitterMS < 0 || d.Loss < 0 || d.Loss > 1) {
 					fail(http.StatusBadRequest, "bad link "+peer)
 					return

@@ -112,10 +112,10 @@ func (t *faultTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Ti
 		return t.inner.WriteToAddress(b, a)
 	}
 	_, out := ft.lookup(addrIP(a.Addr))
-	if out.lost() {
+	if lost(out) {
 		return time.Now(), nil
 	}
-	if d := out.delay(); d > 0 {
+	if d := delay(out); d > 0 {
 		buf := append([]byte(nil), b...)
 		time.AfterFunc(d, func() {
 			select {
@@ -143,10 +143,10 @@ func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 func (t *faultTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	ip := addrIP(a.Addr)
 	_, out := t.faults.Load().lookup(ip)
-	if out.lost() {
+	if lost(out) {
 		return nil, fmt.Errorf("dial %s: %w", a.Addr, errLinkDown)
 	}
-	if d := out.delay(); d > 0 {
+	if d := delay(out); d > 0 {
 		if timeout > 0 && d >= timeout {
 			t.sleep(timeout)
 			return nil, fmt.Errorf("dial %s: i/o timeout (delayed by fault injection)", a.Addr)
@@ -205,10 +205,10 @@ func (t *faultTransport) forwardPackets() {
 		}
 		if ft := t.faults.Load(); !ft.empty() {
 			f, _ := ft.lookup(netAddrIP(p.From))
-			if f.lost() {
+			if lost(f) {
 				continue
 			}
-			if d := f.delay(); d > 0 {
+			if d := delay(f); d > 0 {
 				time.AfterFunc(d, func() {
 					p.Timestamp = time.Now()
 					t.deliverPacket(p)
@@ -244,11 +244,11 @@ func (t *faultTransport) forwardStreams() {
 		conn = &faultConn{Conn: conn, t: t, peer: peer}
 		if ft := t.faults.Load(); !ft.empty() {
 			f, _ := ft.lookup(peer)
-			if f.lost() {
+			if lost(f) {
 				_ = conn.Close()
 				continue
 			}
-			if d := f.delay(); d > 0 {
+			if d := delay(f); d > 0 {
 				go func() {
 					if !t.sleep(d) {
 						_ = conn.Close()
@@ -289,7 +289,7 @@ func (c *faultConn) Write(b []byte) (int, error) {
 			_ = c.Conn.Close()
 			return 0, errLinkDown
 		}
-		if d := out.delay(); d > 0 {
+		if d := delay(out); d > 0 {
 			if !c.t.sleep(d) {
 				return 0, net.ErrClosed
 			}
