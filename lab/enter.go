@@ -1,0 +1,139 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+)
+
+// envInside marks the process Reexec starts; its value is the identity of
+// the network namespace the parent ran in, so that a copied environment
+// alone does not make a process believe it is inside.
+const envInside = "EC_COUNTER_LAB_OUTER_NETNS"
+
+// netnsID identifies the network namespace of this process, e.g.
+// "net:[4026531840]".
+func netnsID() (string, error) {
+	return os.Readlink("/proc/self/ns/net")
+}
+
+// Inside reports whether this process is the one Reexec started, in a
+// network namespace of its own. Only there may the lab add links, routes
+// and rules: whatever it adds dies with the process.
+func Inside() bool {
+	outer := os.Getenv(envInside)
+	if outer == "" {
+		return false
+	}
+	own, err := netnsID()
+	return err == nil && own != outer
+}
+
+// NotAvailableError says why this machine cannot give the harness private
+// namespaces, and how to enable them.
+type NotAvailableError struct {
+	Err error
+}
+
+func (e *NotAvailableError) Error() string {
+	hint := "run 'ec-counter doctor' for details"
+	if os.Geteuid() != 0 {
+		hint = "unprivileged user namespaces seem disabled (sysctl kernel.unprivileged_userns_clone=1, " +
+			"user.max_user_namespaces > 0, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); " + hint
+	}
+	return fmt.Sprintf("cannot create a private network namespace: %v; %s", e.Err, hint)
+}
+
+func (e *NotAvailableError) Unwrap() error { return e.Err }
+
+// Reexec runs this program again, with the same arguments, environment and
+// standard streams, in a new network namespace, and as an unprivileged
+// user also in a new user namespace in which it is root (files it creates
+// belong to the caller). The child dies with this process (SIGKILL on its
+// death), so every namespace, link and rule it creates is removed by the
+// kernel whatever happens; SIGINT, SIGTERM and SIGHUP are passed on to it.
+// Reexec returns the child's exit code (255 if a signal ended it), or a
+// *NotAvailableError if the namespaces could not be created.
+func Reexec() (int, error) {
+	outer, err := netnsID()
+	if err != nil {
+		return 0, &NotAvailableError{Err: err}
+	}
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(withoutInsideMarker(nil), envInside+"="+outer)
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNET,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if os.Geteuid() != 0 {
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	cmd.SysProcAttr = attr
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	// The parent-death signal fires when the thread that forked the child
+	// exits: keep this one until the child is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return 0, &NotAvailableError{Err: err}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				_ = cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &ee):
+		if code := ee.ExitCode(); code >= 0 {
+			return code, nil
+		}
+		return 255, nil // ended by a signal
+	}
+	return 255, fmt.Errorf("wait for the harness in its namespace: %w", err)
+}
+
+// Init prepares the namespace Reexec made: it brings up loopback (so the
+// loopback network works in it too) and turns IP forwarding on, so that
+// this namespace routes between the lab's hosts. It refuses to run outside.
+func Init() error {
+	if !Inside() {
+		return errors.New("lab: Init outside the namespace Reexec makes")
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("lab: find loopback: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("lab: bring up loopback: %w", err)
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("lab: turn on IP forwarding: %w", err)
+	}
+	return nil
+}
