@@ -545,6 +545,27 @@ func TestStats(t *testing.T) {
 			t.Errorf("judged:\n%s", summary(r))
 		}
 	})
+	t.Run("fault not installed", func(t *testing.T) {
+		for _, tc := range []struct {
+			problem string
+			want    Validity
+		}{
+			{"", Valid},
+			{"unreachable: n2", Valid}, // a node that was down, as on loopback
+			{histories.NotInstalled + ": n2 (lab: netlink: operation not permitted)", Unknown},
+		} {
+			b := validBase()
+			b.finals(20, 20)
+			b.ops[4].Error = tc.problem
+			r := Check(b.ops)
+			if r.Valid != tc.want || r.Checks.Stats.Valid != tc.want {
+				t.Errorf("problem %q: judged %s, want %s:\n%s", tc.problem, r.Valid, tc.want, summary(r))
+			}
+			if tc.want == Unknown && !strings.Contains(r.Checks.Stats.Explanation, "op 4") {
+				t.Errorf("explanation does not name the op: %s", r.Checks.Stats.Explanation)
+			}
+		}
+	})
 	t.Run("quantiles", func(t *testing.T) {
 		ds := make([]int64, 100)
 		for i := range ds {

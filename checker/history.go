@@ -3,6 +3,7 @@ package checker
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/ec-counter/ec-counter/histories"
 )
@@ -61,7 +62,10 @@ type history struct {
 	nodes   []string
 	sets    map[int64]int // a set's value -> its call
 	nemesis map[string]int
-	pending int
+	// notInstalled lists the nemesis ops whose fault the network failed
+	// to inject.
+	notInstalled []int64
+	pending      int
 }
 
 // historyError is a reason why a history cannot be checked, at the op at
@@ -119,6 +123,9 @@ func parse(ops []histories.Op) (*history, error) {
 		}
 		if op.Process == histories.Nemesis {
 			h.nemesis[op.F]++
+			if strings.HasPrefix(op.Error, histories.NotInstalled) {
+				h.notInstalled = append(h.notInstalled, op.Index)
+			}
 			continue
 		}
 		if op.Process < 0 {

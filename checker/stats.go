@@ -10,7 +10,9 @@ import (
 )
 
 // Stats summarizes what a run did. It is invalid when the history holds no
-// ok get or no ok set: a test that did nothing proves nothing.
+// ok get or no ok set: a test that did nothing proves nothing. It is
+// unknown when a nemesis op says its fault was not installed
+// (histories.NotInstalled): a fault asked for and not injected.
 type Stats struct {
 	Verdict
 	Ops       int `json:"ops"`        // every op in the history, invokes and completions
@@ -125,6 +127,12 @@ func statistics(h *history) (Stats, []Anomaly) {
 	}
 	summary := fmt.Sprintf("%d client ops, %.1f%% ok (%s)", len(h.calls), 100*all.Availability, strings.Join(parts, ", "))
 	s.Verdict = col.verdict(summary, summary+"; a test needs at least one ok get and one ok set")
+	if n := len(h.notInstalled); n > 0 && s.Valid == Valid {
+		shown := h.notInstalled[:min(n, 5)]
+		s.Valid = Unknown
+		s.Explanation = fmt.Sprintf("%s; but %s of the nemesis failed to install (op %s): the run did not test every fault it asked for",
+			summary, count(n, "action"), strings.Trim(fmt.Sprint(shown), "[]"))
+	}
 	return s, col.list
 }
 

@@ -48,6 +48,13 @@ type Process int
 // Nemesis is the process of every fault the harness injects.
 const Nemesis Process = -1
 
+// NotInstalled begins the error of a nemesis op that the network failed
+// to carry out on some nodes, e.g. "not installed: n2 (...)": a fault asked
+// for and not injected, so the run cannot be judged valid (README
+// "Faults: the nemesis"). A node the loopback network could not reach
+// because it was down is "unreachable: n2" instead.
+const NotInstalled = "not installed"
+
 // String returns the process as it appears in explanations.
 func (p Process) String() string {
 	if p == Nemesis {
