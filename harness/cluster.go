@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ec-counter/ec-counter/lab"
 )
 
 // DefaultNodeCmd is the node command template used when none is given; the
@@ -27,6 +28,7 @@ type nodeSpec struct {
 	LogPath   string
 	TokenFile string
 	Args      []string
+	Host      *lab.Host // the lab host it runs in; nil on the loopback network
 }
 
 // placeholder matches a {name} in a node command template.
@@ -98,53 +100,6 @@ func splitWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// spawner starts processes from one OS thread that stays alive for the
-// whole run: Linux delivers the parent-death signal when the thread that
-// forked a child exits, so starting nodes from arbitrary goroutines could
-// kill them early, and not setting it would let them outlive a SIGKILLed
-// harness.
-type spawner struct {
-	reqs chan spawnReq
-	done chan struct{}
-}
-
-type spawnReq struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func newSpawner() *spawner {
-	s := &spawner{reqs: make(chan spawnReq), done: make(chan struct{})}
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		defer close(s.done)
-		for r := range s.reqs {
-			r.err <- r.cmd.Start()
-		}
-	}()
-	return s
-}
-
-func (s *spawner) start(cmd *exec.Cmd) error {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	// Die with the harness, and keep out of the terminal's process group so
-	// that Ctrl-C reaches only the harness, which then stops nodes in order.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	cmd.SysProcAttr.Setpgid = true
-	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
-	s.reqs <- r
-	return <-r.err
-}
-
-// close stops the spawner; call it only after every child has exited, since
-// its thread's exit kills the children still running.
-func (s *spawner) close() {
-	close(s.reqs)
-	<-s.done
-}
-
 // process is one running node process.
 type process struct {
 	spec   nodeSpec
@@ -156,14 +111,14 @@ type process struct {
 
 // startProcess starts the node described by spec, appending its stderr and
 // stdout to its log file.
-func startProcess(sp *spawner, spec nodeSpec) (*process, error) {
+func startProcess(sp *lab.Spawner, spec nodeSpec) (*process, error) {
 	log, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: open log: %w", spec.Name, err)
 	}
 	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := sp.start(cmd); err != nil {
+	if err := sp.Start(cmd, spec.Host); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("node %s: start %q: %w", spec.Name, spec.Args[0], err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/nemesis"
 )
 
 // Config describes one test run. The zero value of a field means its
@@ -43,6 +45,32 @@ type Config struct {
 	StopGrace time.Duration `json:"stop_grace"`
 	// StartTimeout bounds the wait for every node to be healthy and see the others.
 	StartTimeout time.Duration `json:"start_timeout"`
+	// Net is the network the nodes run on: NetLab, NetLoopback, or NetAuto
+	// (the lab when this process runs inside the namespace lab.Reexec
+	// makes, else loopback).
+	Net string `json:"net"`
+}
+
+// The networks a run can use (README "Networks").
+const (
+	NetAuto     = "auto"     // the lab where it can be built, else loopback
+	NetLab      = "lab"      // every node in a network namespace; faults by the kernel
+	NetLoopback = "loopback" // every node on a 127.x address; faults in the nodes
+)
+
+// ErrFaultsUnsupported marks a run refused because a fault it asks for
+// cannot be injected on the network in use: a usage error, never a verdict.
+var ErrFaultsUnsupported = errors.New("cannot inject the faults asked for")
+
+// network resolves Net to NetLab or NetLoopback.
+func (c *Config) network() string {
+	if c.Net == NetAuto || c.Net == "" {
+		if lab.Inside() {
+			return NetLab
+		}
+		return NetLoopback
+	}
+	return c.Net
 }
 
 // Defaults returns the mission's defaults: 3 nodes, 5 clients of 100
@@ -61,6 +89,7 @@ func Defaults() Config {
 		NemesisInterval: 2 * time.Second,
 		StopGrace:       3 * time.Second,
 		StartTimeout:    20 * time.Second,
+		Net:             NetAuto,
 	}
 }
 
@@ -101,8 +130,19 @@ func (c *Config) Validate() error {
 	if c.NemesisInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--nemesis-interval must be positive, got %s", c.NemesisInterval))
 	}
+	switch c.Net {
+	case NetAuto, NetLab, NetLoopback:
+	default:
+		errs = append(errs, fmt.Errorf("--net must be auto, lab or loopback, got %q", c.Net))
+	}
+	if c.Net == NetLab && !lab.Inside() {
+		errs = append(errs, errors.New("--net lab: the lab is built only inside the namespace the ec-counter command makes for it (lab.Reexec)"))
+	}
 	if c.Nodes >= 1 && c.Nodes <= 200 && c.NemesisInterval > 0 {
-		if _, err := c.schedule(nodeNames(c.Nodes)); err != nil {
+		s, err := c.schedule(nodeNames(c.Nodes))
+		if err != nil {
+			errs = append(errs, err)
+		} else if err := c.checkNetworkFaults(s); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -110,6 +150,20 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--store must not be empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkNetworkFaults refuses a schedule with network faults on the
+// loopback network when the node command gives the nodes no admin API
+// token: such nodes cannot take the faults, and a run that says VALID
+// without them would lie.
+func (c *Config) checkNetworkFaults(s nemesis.Schedule) error {
+	if !s.NetworkFaults() || c.network() != NetLoopback || strings.Contains(c.NodeCmd, "{admin_token_file}") {
+		return nil
+	}
+	return fmt.Errorf("%w: the nemesis asks for network faults (partitions, delay or loss), which the loopback "+
+		"network injects through each node's admin API, but --node-cmd does not pass {admin_token_file}, so the "+
+		"nodes have none; use --net lab (kernel faults for any node binary; 'ec-counter doctor' says whether this "+
+		"machine can build it) or give the node the admin API (README \"Admin API\")", ErrFaultsUnsupported)
 }
 
 // ReplayArgs returns the test command's arguments that reproduce this run:
@@ -135,6 +189,7 @@ func (c *Config) ReplayArgs() []string {
 	add("--nemesis", strings.Join(c.Nemesis, ","), "")
 	add("--nemesis-interval", c.NemesisInterval.String(), d.NemesisInterval.String())
 	add("--nemesis-schedule", c.NemesisSchedule, "")
+	add("--net", c.Net, d.Net)
 	return args
 }
 

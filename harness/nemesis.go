@@ -16,20 +16,20 @@ var _ nemesis.Cluster = (*cluster)(nil)
 // Nodes returns the node names in order.
 func (c *cluster) Nodes() []string { return c.names() }
 
-// HTTPAddr returns a node's HTTP address.
-func (c *cluster) HTTPAddr(node string) string {
-	s, _ := c.spec(node)
-	return s.Addrs.HTTP
-}
-
 // GossipAddr returns a node's gossip address.
 func (c *cluster) GossipAddr(node string) string {
 	s, _ := c.spec(node)
 	return s.Addrs.Gossip
 }
 
-// Token returns the run's admin token.
-func (c *cluster) Token() string { return c.token }
+// httpAddrs returns every node's HTTP address, by name.
+func (c *cluster) httpAddrs() map[string]string {
+	m := make(map[string]string, len(c.specs))
+	for _, s := range c.specs {
+		m[s.Name] = s.Addrs.HTTP
+	}
+	return m
+}
 
 // Kill SIGKILLs a node and waits for it to exit.
 func (c *cluster) Kill(ctx context.Context, node string) error {

@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/lab"
 )
 
 // cluster is the set of node processes of one run.
 type cluster struct {
 	specs []nodeSpec
-	sp    *spawner
+	sp    *lab.Spawner
 	http  *http.Client // for health checks and admin calls
 	token string
 	grace time.Duration
@@ -28,8 +29,9 @@ type cluster struct {
 }
 
 // newCluster plans n nodes in the run directory, writes a fresh admin
-// token, and expands the node command template for each node.
-func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, addrs []nodeAddrs) (*cluster, error) {
+// token, and expands the node command template for each node. In the lab,
+// hosts[i] is node i's host; on the loopback network hosts is nil.
+func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, addrs []nodeAddrs, hosts []*lab.Host) (*cluster, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -47,7 +49,7 @@ func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, a
 		return nil, fmt.Errorf("write admin token: %w", err)
 	}
 	c := &cluster{
-		sp:    newSpawner(),
+		sp:    lab.NewSpawner(),
 		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
 		token: token,
 		grace: grace,
@@ -72,13 +74,17 @@ func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, a
 		args, err := expandTemplate(nodeCmd, templateVars(self, name, addrs[i].HTTP, addrs[i].Gossip,
 			strings.Join(peers, ","), strings.Join(peerHTTP, ","), dataDir, tokenFile))
 		if err != nil {
-			c.sp.close()
+			c.sp.Close()
 			return nil, err
 		}
-		c.specs = append(c.specs, nodeSpec{
+		spec := nodeSpec{
 			Name: name, Addrs: addrs[i], DataDir: dataDir,
 			LogPath: run.NodeLog(name), TokenFile: tokenFile, Args: args,
-		})
+		}
+		if hosts != nil {
+			spec.Host = hosts[i]
+		}
+		c.specs = append(c.specs, spec)
 	}
 	return c, nil
 }
@@ -194,7 +200,7 @@ func (c *cluster) stop() (unclean []string) {
 		}()
 	}
 	wg.Wait()
-	c.sp.close()
+	c.sp.Close()
 	c.http.CloseIdleConnections()
 	return unclean
 }

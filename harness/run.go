@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -18,6 +19,7 @@ import (
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/harness/report"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 )
 
@@ -58,6 +60,46 @@ type runRecord struct {
 	Unclean     []string             `json:"unclean_shutdown,omitempty"`
 	Schedule    string               `json:"nemesis_schedule,omitempty"`
 	Interrupted bool                 `json:"interrupted,omitempty"`
+	Network     string               `json:"network,omitempty"` // lab or loopback
+	Lab         *labRecord           `json:"lab,omitempty"`
+}
+
+// labRecord is what run.json says of the lab: its number, and the network
+// namespaces of the router and of each host, by which a test can tell that
+// none outlived the run.
+type labRecord struct {
+	ID         int                `json:"id"`
+	Router     string             `json:"router_netns"`
+	Hosts      map[string]labHost `json:"hosts"`
+	QueueDrops uint64             `json:"queue_drops"`
+}
+
+type labHost struct {
+	Addr  string `json:"addr"`
+	NetNS string `json:"netns"`
+}
+
+func newLabRecord(l *lab.Lab) *labRecord {
+	rec := &labRecord{ID: l.ID(), Hosts: map[string]labHost{}}
+	rec.Router, _ = os.Readlink("/proc/self/ns/net")
+	for _, h := range l.Hosts() {
+		rec.Hosts[h.Name] = labHost{Addr: h.Addr.String(), NetNS: h.NetNS()}
+	}
+	return rec
+}
+
+// probeAdmin checks that every node serves the admin API, which the
+// loopback network needs to inject network faults; a node without it is a
+// refusal before any client starts (ErrFaultsUnsupported), not a verdict.
+func probeAdmin(ctx context.Context, admin *lab.AdminAPI, nodes []string) error {
+	for _, n := range nodes {
+		if err := admin.Probe(ctx, n); err != nil {
+			return fmt.Errorf("%w: node %s has no usable admin API (%v), which the loopback network needs for "+
+				"partitions, delay and loss; use --net lab (kernel faults for any node binary; see 'ec-counter doctor')",
+				ErrFaultsUnsupported, n, err)
+		}
+	}
+	return nil
 }
 
 // Run performs one test run as cfg says, printing progress and a summary to
@@ -138,11 +180,44 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		r.logf("nodes run with bug %q switched on", cfg.Bug)
 	}
 
-	addrs, err := allocateAddrs(cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
-	if err != nil {
-		return nil, err
+	network := cfg.network()
+	var (
+		err   error
+		lb    *lab.Lab
+		addrs []nodeAddrs
+		hosts []*lab.Host
+	)
+	if network == NetLab {
+		phase := time.Now()
+		if lb, err = lab.Build(ctx, nodeNames(cfg.Nodes)); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%w: the lab cannot be built here: %v ('ec-counter doctor' says why)", ErrFaultsUnsupported, err)
+		}
+		defer func() {
+			if err := lb.Close(); err != nil {
+				r.logf("lab: %v", err)
+			}
+		}()
+		hosts = lb.Hosts()
+		for _, h := range hosts {
+			addrs = append(addrs, nodeAddrs{
+				HTTP:   netip.AddrPortFrom(h.Addr, httpPort).String(),
+				Gossip: netip.AddrPortFrom(h.Addr, gossipPort).String(),
+			})
+		}
+		r.rec.Lab = newLabRecord(lb)
+		r.logf("network: lab 10.%d.0.0/16 built in %s: every node a host of its own, faults by the kernel on the router", lb.ID(), time.Since(phase).Round(time.Millisecond))
+	} else {
+		addrs, err = allocateAddrs(cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
+		if err != nil {
+			return nil, err
+		}
+		r.logf("network: loopback, faults through each node's admin API")
 	}
-	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs)
+	r.rec.Network = network
+	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs, hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +263,19 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		return nil, err
 	}
 	r.rec.Schedule = sched.String()
-	nem := nemesis.New(cl, nemesis.RecordTo(rec.w), r.logf)
+	var faults nemesis.Network
+	if lb != nil {
+		faults = lb
+	} else {
+		admin := lab.NewAdminAPI(cl.token, cl.httpAddrs())
+		if sched.NetworkFaults() {
+			if err := probeAdmin(ctx, admin, cl.names()); err != nil {
+				return nil, err
+			}
+		}
+		faults = admin
+	}
+	nem := nemesis.New(cl, faults, nemesis.RecordTo(rec.w), r.logf)
 
 	phase = time.Now()
 	nemCtx, stopNemesis := context.WithCancel(ctx)
@@ -210,6 +297,12 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		}
 		r.nemesisStats = nem.Stats().String()
 		r.logf("healed; nemesis: %s", r.nemesisStats)
+	}
+	if lb != nil {
+		r.rec.Lab.QueueDrops = lb.QueueDrops()
+		if r.rec.Lab.QueueDrops > 0 {
+			r.logf("lab: the delayer's queue was full %d times (those packets were lost)", r.rec.Lab.QueueDrops)
+		}
 	}
 
 	phase = time.Now()

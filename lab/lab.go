@@ -299,6 +299,10 @@ func (l *Lab) Close() error {
 	return errors.Join(errs...)
 }
 
+// InNode reports false: the lab's faults are kernel rules on the router,
+// in force whatever the node processes do (killed, paused, restarted).
+func (l *Lab) InNode() bool { return false }
+
 // SetFaults replaces node's share of the network faults with fs, the admin
 // API's fault set (README "Admin API"): "in" faults act on traffic from a
 // peer to node, "out" faults on traffic from node to a peer, both as rules

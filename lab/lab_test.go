@@ -7,12 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sort"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ec-counter/ec-counter/api"
 )
@@ -71,32 +68,10 @@ func buildLab(t *testing.T, n int) *Lab {
 	return l
 }
 
-// inHost runs f on a thread in h's network namespace: sockets f creates
-// belong to h, wherever they are used later.
+// inHost runs f in h's network namespace.
 func inHost(t *testing.T, h *Host, f func() error) error {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer home.Close()
-		if err := unix.Setns(int(h.ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err // the thread stays locked and dies with this goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return inNetns(h.ns, f)
 }
 
 // echoServer listens on h's address (TCP and UDP) and echoes what it gets.
@@ -373,5 +348,16 @@ func TestBuildRefusesOutsideTheNamespace(t *testing.T) {
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Fatal(err)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	needLab(t)
+	checks, err := Probe(context.Background())
+	for _, c := range checks {
+		t.Logf("%-70s ok=%v %s", c.Name, c.OK, c.Detail)
+	}
+	if err != nil || len(checks) != 5 {
+		t.Fatalf("probe: %v (%d checks)", err, len(checks))
 	}
 }

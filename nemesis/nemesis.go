@@ -6,29 +6,24 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ec-counter/ec-counter/api"
 	"github.com/ec-counter/ec-counter/histories"
 )
 
 // Cluster is what the nemesis needs from the harness: the nodes, their
-// addresses and admin token, and control of their processes. The nemesis may
-// call the process methods for different nodes concurrently.
+// gossip addresses, and control of their processes. The nemesis may call
+// the process methods for different nodes concurrently.
 type Cluster interface {
 	// Nodes returns the node names, n1..nN, in cluster order.
 	Nodes() []string
-	// HTTPAddr returns a node's HTTP address ("host:port"), where its admin
-	// API is.
-	HTTPAddr(node string) string
 	// GossipAddr returns a node's gossip address ("ip:port"), by which
-	// other nodes' admin API fault sets name it.
+	// other nodes' fault sets name it.
 	GossipAddr(node string) string
-	// Token returns the admin API's bearer token; "" if the admin API is off.
-	Token() string
 	// Kill sends the node SIGKILL and waits for it to exit.
 	Kill(ctx context.Context, node string) error
 	// Restart starts a killed node again, with the same name, addresses and
@@ -40,6 +35,23 @@ type Cluster interface {
 	Resume(ctx context.Context, node string) error
 }
 
+// Network installs each node's share of the network faults: on the
+// loopback network each node's admin API does, in the lab kernel rules on
+// the router. The nemesis decides what and when; the network how. The
+// nemesis may call SetFaults for different nodes concurrently.
+type Network interface {
+	// SetFaults replaces node's fault set (the admin API's body: "in"
+	// faults on traffic from each peer, "out" on traffic to it). An error
+	// with a method Unchanged() bool that returns true means the node kept
+	// its previous faults; any other error leaves them unknown.
+	SetFaults(ctx context.Context, node string, fs api.FaultSet) error
+	// InNode reports whether faults live inside the node processes: then
+	// a killed or paused node cannot be given faults, and a restarted one
+	// starts with none. Faults outside the nodes (kernel rules) stay in
+	// force whatever the processes do.
+	InNode() bool
+}
+
 // Nemesis injects faults into a Cluster: it runs schedules, applies network
 // faults through each node's admin API, drives process faults through the
 // Cluster, and records each action as an info op of process nemesis.
@@ -48,9 +60,9 @@ type Cluster interface {
 // Heal after Run has returned.
 type Nemesis struct {
 	cluster Cluster
+	network Network
 	record  func(f string, value any, problem string) error
 	logf    func(format string, args ...any)
-	client  *http.Client
 	nodes   []string
 
 	mu        sync.Mutex // held for a whole action; guards the fields below
@@ -70,7 +82,8 @@ type Nemesis struct {
 // unknownSet marks a node whose faults are unknown.
 const unknownSet = "unknown"
 
-// New returns a nemesis for cluster, whose Nodes it reads once. record is
+// New returns a nemesis for cluster, whose Nodes it reads once, that
+// installs network faults through network. record is
 // called for each action with the op's f, its value, which says what was
 // actually done, and its problem, what went wrong ("" if nothing did; e.g.
 // "unreachable: n2"); RecordTo writes them to a history. The values are
@@ -81,10 +94,15 @@ const unknownSet = "unknown"
 //     {"delay_ms":200,"jitter_ms":50,"loss":0.1,"nodes":["n1"]};
 //   - kill, restart, pause, resume: the nodes acted on, like ["n1","n2"].
 //
+// A problem with a node's network faults reads "unreachable: n2" when the
+// faults live in the nodes (the node was down or did not answer), and
+// "not installed: n2" (histories.NotInstalled) when the network itself
+// failed to install them.
+//
 // logf, if not nil, receives a line per action, with what is not recorded
 // (a partition's shape and groups, nodes skipped, faults re-applied), and
 // one per problem.
-func New(cluster Cluster, record func(f string, value any, problem string) error, logf func(format string, args ...any)) *Nemesis {
+func New(cluster Cluster, network Network, record func(f string, value any, problem string) error, logf func(format string, args ...any)) *Nemesis {
 	if record == nil {
 		record = func(string, any, string) error { return nil }
 	}
@@ -93,9 +111,9 @@ func New(cluster Cluster, record func(f string, value any, problem string) error
 	}
 	return &Nemesis{
 		cluster: cluster,
+		network: network,
 		record:  record,
 		logf:    logf,
-		client:  newAdminClient(),
 		nodes:   slices.Clone(cluster.Nodes()),
 		killed:  map[string]bool{},
 		paused:  map[string]bool{},
@@ -188,14 +206,14 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("could not clear the faults of %s", strings.Join(stuck, ", ")))
 	}
 	if oldPartition != nil {
-		err := n.emit(FStopPartition, grudgeValue(oldFaults.grudge), unreachableProblem(unreachable), oldPartition.String())
+		err := n.emit(FStopPartition, grudgeValue(oldFaults.grudge), n.problem(unreachable), oldPartition.String())
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if oldFaults.link != nil {
 		v := newLinkValue(*oldFaults.link, oldLinks)
-		if err := n.emit(FStopLink, v, unreachableProblem(unreachable), ""); err != nil {
+		if err := n.emit(FStopLink, v, n.problem(unreachable), ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -318,13 +336,17 @@ type processResult struct {
 	unreachable []string          // could not get them
 }
 
-// unreachableProblem describes the nodes whose faults could not be set, as
-// an op's problem: "unreachable: n2,n3", or "" for none.
-func unreachableProblem(nodes []string) string {
+// problem describes the nodes whose faults could not be set, as an op's
+// problem: "unreachable: n2,n3" (faults in the nodes), "not installed:
+// n2,n3" (the network failed), or "" for none.
+func (n *Nemesis) problem(nodes []string) string {
 	if len(nodes) == 0 {
 		return ""
 	}
-	return "unreachable: " + strings.Join(nodes, ",")
+	if n.network.InNode() {
+		return "unreachable: " + strings.Join(nodes, ",")
+	}
+	return histories.NotInstalled + ": " + strings.Join(nodes, ",")
 }
 
 // emitProcess records a process action: its nodes as the value, failures
@@ -339,7 +361,7 @@ func (n *Nemesis) emitProcess(f string, r processResult) error {
 		}
 		problems = append(problems, "failed: "+strings.Join(fs, ", "))
 	}
-	if p := unreachableProblem(r.unreachable); p != "" {
+	if p := n.problem(r.unreachable); p != "" {
 		problems = append(problems, p)
 	}
 	if len(r.skipped) > 0 {
@@ -364,7 +386,7 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 		n.partition = &p
 		n.faults.grudge = p.Grudge()
 		un := n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStartPartition, grudgeValue(n.faults.grudge), unreachableProblem(un), p.String())
+		return n.emit(FStartPartition, grudgeValue(n.faults.grudge), n.problem(un), p.String())
 	case FStopPartition:
 		v, note := grudgeValue(n.faults.grudge), "no partition in force"
 		if p := n.partition; p != nil {
@@ -372,7 +394,7 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 		}
 		n.partition, n.faults.grudge = nil, nil
 		un := n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStopPartition, v, unreachableProblem(un), note)
+		return n.emit(FStopPartition, v, n.problem(un), note)
 	case FStartLink:
 		f := st.Link
 		n.links = slices.Clone(st.Nodes)
@@ -382,7 +404,7 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 			n.faults.linkNodes[x] = true
 		}
 		un := n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStartLink, newLinkValue(f, n.links), unreachableProblem(un), "")
+		return n.emit(FStartLink, newLinkValue(f, n.links), n.problem(un), "")
 	case FStopLink:
 		v, note := linkValue{Nodes: []string{}}, "no link fault in force"
 		if f := n.faults.link; f != nil {
@@ -390,7 +412,7 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 		}
 		n.links, n.faults.link, n.faults.linkNodes = nil, nil, nil
 		un := n.applyFaults(ctx, n.nodes, false)
-		return n.emit(FStopLink, v, unreachableProblem(un), note)
+		return n.emit(FStopLink, v, n.problem(un), note)
 	case FKill, FRestart, FPause, FResume:
 		return n.emitProcess(st.Action, n.process(ctx, st.Action, st.Nodes, true))
 	}
@@ -425,7 +447,8 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 	v := processResult{nodes: []string{}}
 	type result struct {
 		node     string
-		body     string // the faults to re-apply, or ""
+		fs       api.FaultSet // the faults to re-apply, when body is not ""
+		body     string
 		err      error
 		applyErr error
 	}
@@ -447,13 +470,15 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 			continue
 		}
 		r := &result{node: x}
-		if reapply && (f == FRestart || f == FResume) {
+		// Faults in a node are lost with its process and cannot be
+		// changed while it is paused; faults outside stay as they are.
+		if reapply && (f == FRestart || f == FResume) && n.network.InNode() {
 			have := emptySet // a restarted node starts with no faults
 			if f == FResume {
 				have = n.appliedSet(x)
 			}
-			if want, err := n.desired(x); err == nil && want != have {
-				r.body = want
+			if fs, want, err := n.desired(x); err == nil && want != have {
+				r.fs, r.body = fs, want
 			}
 		}
 		todo = append(todo, r)
@@ -472,7 +497,7 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 				r.err = n.cluster.Resume(ctx, r.node)
 			}
 			if r.err == nil && r.body != "" {
-				r.applyErr = n.putFaults(ctx, r.node, r.body)
+				r.applyErr = n.network.SetFaults(ctx, r.node, r.fs)
 			}
 		})
 	}
@@ -493,10 +518,14 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 		case FKill:
 			n.killed[x] = true
 			delete(n.paused, x)
-			n.applied[x] = emptySet // the restarted process starts clean
+			if n.network.InNode() {
+				n.applied[x] = emptySet // the restarted process starts clean
+			}
 		case FRestart:
 			delete(n.killed, x)
-			n.applied[x] = emptySet
+			if n.network.InNode() {
+				n.applied[x] = emptySet
+			}
 		case FPause:
 			n.paused[x] = true
 		case FResume:
@@ -516,8 +545,9 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 
 // applyFaults sends the given nodes their fault sets in force, all at once;
 // unless force is set, only to nodes whose faults differ from what they are
-// known to hold. Killed and paused nodes are not asked. It returns the
-// nodes that needed a change and did not get it, in cluster order.
+// known to hold. When faults live in the nodes, killed and paused nodes
+// are not asked. It returns the nodes that needed a change and did not get
+// it, in cluster order.
 func (n *Nemesis) applyFaults(ctx context.Context, nodes []string, force bool) (unreachable []string) {
 	type result struct {
 		node, body string
@@ -525,21 +555,22 @@ func (n *Nemesis) applyFaults(ctx context.Context, nodes []string, force bool) (
 		sent       bool
 	}
 	results := make([]*result, 0, len(nodes))
+	inNode := n.network.InNode()
 	var wg sync.WaitGroup
 	for _, x := range nodes {
-		body, err := n.desired(x)
+		fs, body, err := n.desired(x)
 		r := &result{node: x, body: body, err: err}
 		results = append(results, r)
 		switch {
 		case err != nil:
 		case !force && body == n.appliedSet(x):
-		case n.killed[x]:
+		case inNode && n.killed[x]:
 			r.err = errors.New("killed")
-		case n.paused[x]:
+		case inNode && n.paused[x]:
 			r.err = errors.New("paused")
 		default:
 			r.sent = true
-			wg.Go(func() { r.err = n.putFaults(ctx, x, body) })
+			wg.Go(func() { r.err = n.network.SetFaults(ctx, x, fs) })
 		}
 	}
 	wg.Wait()
@@ -558,15 +589,15 @@ func (n *Nemesis) applyFaults(ctx context.Context, nodes []string, force bool) (
 	return unreachable
 }
 
-// noteApplied updates what a node is known to hold after a PUT of body that
-// returned err, counting and logging a failure.
+// noteApplied updates what a node is known to hold after setting its
+// faults to body returned err, counting and logging a failure.
 func (n *Nemesis) noteApplied(node, body string, err error) {
-	var se *statusError
+	var un interface{ Unchanged() bool }
 	switch {
 	case err == nil:
 		n.applied[node] = body
 		return
-	case errors.As(err, &se): // refused: the node kept its faults
+	case errors.As(err, &un) && un.Unchanged(): // refused: the node kept its faults
 	default:
 		n.applied[node] = unknownSet
 	}
@@ -574,9 +605,11 @@ func (n *Nemesis) noteApplied(node, body string, err error) {
 	n.count(func(s *Stats) { s.Unreachable++ })
 }
 
-// desired returns the encoded fault set node should hold now.
-func (n *Nemesis) desired(node string) (string, error) {
-	return encode(n.faults.faultSet(node, n.nodes, n.cluster.GossipAddr))
+// desired returns the fault set node should hold now, and its encoding.
+func (n *Nemesis) desired(node string) (api.FaultSet, string, error) {
+	fs := n.faults.faultSet(node, n.nodes, n.cluster.GossipAddr)
+	body, err := encode(fs)
+	return fs, body, err
 }
 
 // appliedSet returns the encoded fault set node is known to hold.

@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"github.com/ec-counter/ec-counter/api"
+	"github.com/ec-counter/ec-counter/lab"
 
 	"bytes"
 	"context"
@@ -44,7 +45,7 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "{\"error\":%q}\n", msg)
 	}
 	switch {
-	case r.URL.Path != adminPath:
+	case r.URL.Path != "/v1/admin/faults":
 		fail(http.StatusNotFound, "not found")
 		return
 	case f.adminOff:
@@ -127,9 +128,17 @@ func newFakeCluster(t *testing.T, n int) *fakeCluster {
 }
 
 func (c *fakeCluster) Nodes() []string               { return c.names }
-func (c *fakeCluster) HTTPAddr(node string) string   { return c.nodes[node].srv.Listener.Addr().String() }
 func (c *fakeCluster) GossipAddr(node string) string { return testGossip(node) }
-func (c *fakeCluster) Token() string                 { return c.token }
+
+// admin returns the loopback network for the fake nodes: their admin API,
+// with the cluster's token.
+func (c *fakeCluster) admin() *lab.AdminAPI {
+	addrs := map[string]string{}
+	for name, f := range c.nodes {
+		addrs[name] = f.srv.Listener.Addr().String()
+	}
+	return lab.NewAdminAPI(c.token, addrs)
+}
 
 func (c *fakeCluster) proc(call, node, from, to string) error {
 	c.mu.Lock()
@@ -231,7 +240,7 @@ func TestRunAppliesFaults(t *testing.T) {
 	c := newFakeCluster(t, 3)
 	var rec recorder
 	var logs bytes.Buffer
-	n := New(c, rec.record, func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) })
+	n := New(c, c.admin(), rec.record, func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) })
 	s := parseSched(t, `
 0s     start-partition  isolate n1
 0s     start-link       delay=100ms nodes=n2
@@ -334,7 +343,7 @@ func TestRunUnreachableGoesOn(t *testing.T) {
 	c.nodes["n2"].adminOff = true // a custom node without an admin API
 	c.nodes["n3"].srv.Close()     // a node that does not answer at all
 	var rec recorder
-	n := New(c, rec.record, t.Logf)
+	n := New(c, c.admin(), rec.record, t.Logf)
 	s := parseSched(t, "0s start-partition halves\n0s kill n4\n0s stop-partition\n", c.names)
 	if err := n.Run(context.Background(), s); err != nil {
 		t.Fatal(err)
@@ -363,7 +372,7 @@ func TestRunWrongToken(t *testing.T) {
 	c := newFakeCluster(t, 3)
 	c.token = "wrong"
 	var rec recorder
-	n := New(c, rec.record, nil)
+	n := New(c, c.admin(), rec.record, nil)
 	if err := n.Run(context.Background(), parseSched(t, "0s start-partition isolate n2", c.names)); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +391,7 @@ func TestProcessFailure(t *testing.T) {
 	c.failing["n2"] = errors.New("no such process")
 	var rec recorder
 	var logs bytes.Buffer
-	n := New(c, rec.record, func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) })
+	n := New(c, c.admin(), rec.record, func(format string, args ...any) { fmt.Fprintf(&logs, format+"\n", args...) })
 	s := parseSched(t, "0s kill n1,n2\n0s pause n3\n", c.names)
 	s = append(s,
 		Step{Action: FPause, Nodes: []string{"n3"}},   // paused already: skipped
@@ -415,7 +424,7 @@ func TestProcessFailure(t *testing.T) {
 func TestHeal(t *testing.T) {
 	c := newFakeCluster(t, 5)
 	var rec recorder
-	n := New(c, rec.record, nil)
+	n := New(c, c.admin(), rec.record, nil)
 	s := parseSched(t, `
 0s start-partition bridge n1,n2|n3|n4,n5
 0s start-link loss=20% nodes=n5
@@ -463,7 +472,7 @@ func TestRunTiming(t *testing.T) {
 	var mu sync.Mutex
 	var at []time.Duration
 	start := time.Now()
-	n := New(c, func(string, any, string) error {
+	n := New(c, c.admin(), func(string, any, string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		at = append(at, time.Since(start))
@@ -489,7 +498,7 @@ func TestRunTiming(t *testing.T) {
 func TestRunStopsWithContext(t *testing.T) {
 	c := newFakeCluster(t, 3)
 	var rec recorder
-	n := New(c, rec.record, nil)
+	n := New(c, c.admin(), rec.record, nil)
 	s := parseSched(t, "0s start-partition isolate n1\n1h stop-partition\n", c.names)
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -524,7 +533,7 @@ func TestRunStopsWithContext(t *testing.T) {
 func TestRunRejectsBadSchedule(t *testing.T) {
 	c := newFakeCluster(t, 3)
 	var rec recorder
-	n := New(c, rec.record, nil)
+	n := New(c, c.admin(), rec.record, nil)
 	for _, s := range []Schedule{
 		{{Action: FKill, Nodes: []string{"n9"}}},
 		{{Action: "explode"}},
@@ -550,7 +559,7 @@ func TestRecordTo(t *testing.T) {
 	c.failing["n2"] = errors.New("boom")
 	var buf bytes.Buffer
 	w := histories.NewWriter(&buf, time.Now())
-	n := New(c, RecordTo(w), nil)
+	n := New(c, c.admin(), RecordTo(w), nil)
 	s := parseSched(t, `
 0s start-partition isolate n1
 0s kill n1,n2
@@ -605,7 +614,7 @@ func (c slowRestartCluster) Restart(ctx context.Context, node string) error {
 func TestRunFinishesTheStepUnderWay(t *testing.T) {
 	c := slowRestartCluster{newFakeCluster(t, 3)}
 	rec := &recorder{}
-	n := New(c, rec.record, nil)
+	n := New(c, c.admin(), rec.record, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	err := n.Run(ctx, parseSched(t, "0s kill n1\n10ms restart n1\n5s kill n2\n", c.names))

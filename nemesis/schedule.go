@@ -70,6 +70,17 @@ func (s Schedule) String() string {
 	return b.String()
 }
 
+// NetworkFaults reports whether s starts any network fault (a partition
+// or a link fault), which needs a Network that can install it.
+func (s Schedule) NetworkFaults() bool {
+	for _, st := range s {
+		if st.Action == FStartPartition || st.Action == FStartLink {
+			return true
+		}
+	}
+	return false
+}
+
 // check verifies that s is well formed over nodes: times never go back,
 // actions are known, nodes exist, partitions and link faults are valid.
 func (s Schedule) check(nodes []string) error {

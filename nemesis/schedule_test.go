@@ -163,3 +163,29 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+func TestNetworkFaults(t *testing.T) {
+	nodes := testNodes(3)
+	for _, tc := range []struct {
+		kinds []string
+		want  bool
+	}{
+		{[]string{"partition"}, true},
+		{[]string{"delay"}, true},
+		{[]string{"loss"}, true},
+		{[]string{"majorities-ring"}, true},
+		{[]string{"kill"}, false},
+		{[]string{"kill", "pause"}, false},
+	} {
+		s, err := Generate(1, tc.kinds, time.Second, 10*time.Second, nodes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.NetworkFaults(); got != tc.want {
+			t.Errorf("%v: NetworkFaults() = %v, want %v", tc.kinds, got, tc.want)
+		}
+	}
+	if (Schedule{}).NetworkFaults() {
+		t.Error("an empty schedule has network faults")
+	}
+}
