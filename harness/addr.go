@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+
+	"github.com/ec-counter/ec-counter/lab"
 )
 
 // Default ports every node listens on; each node has its own loopback IP, so
@@ -18,6 +20,19 @@ const (
 type nodeAddrs struct {
 	HTTP   string `json:"http"`
 	Gossip string `json:"gossip"`
+}
+
+// hostAddrs gives each lab host's node the default ports on the host's
+// address: every host is a machine of its own.
+func hostAddrs(hosts []*lab.Host) []nodeAddrs {
+	addrs := make([]nodeAddrs, len(hosts))
+	for i, h := range hosts {
+		addrs[i] = nodeAddrs{
+			HTTP:   netip.AddrPortFrom(h.Addr, httpPort).String(),
+			Gossip: netip.AddrPortFrom(h.Addr, gossipPort).String(),
+		}
+	}
+	return addrs
 }
 
 // allocateAddrs picks a random 127.a.b.0/24 that no one on this machine is

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/internal/labtest"
 )
 
 // binaries builds ec-counter and the minimal second node implementation
@@ -57,8 +58,11 @@ func buildBinaries(t testing.TB) (ecCounter, mini string) {
 	return binaries.ecCounter, binaries.mini
 }
 
+// TestMain runs the tests inside the lab's private namespaces where this
+// machine allows (labtest.Main): in-process runs then use the lab (--net
+// auto), and the ec-counter commands the tests start make their own.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := labtest.Main(m)
 	if binaries.dir != "" {
 		os.RemoveAll(binaries.dir)
 	}
@@ -69,6 +73,7 @@ func TestMain(m *testing.M) {
 func runCLI(t *testing.T, bin string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = labtest.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -368,6 +373,7 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	bin, _ := buildBinaries(t)
 	store := filepath.Join(t.TempDir(), "store")
 	cmd := exec.Command(bin, "test", "--store", store, "--requests", "1000")
+	cmd.Env = labtest.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -433,8 +439,9 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 // checks the history it prints.
 func TestStandaloneClient(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	cl := startTestCluster(t, bin, 1)
+	cl := startTestCluster(t, bin, 1, NetLoopback)
 	cmd := exec.Command(bin, "client", "--server", cl.specs[0].Addrs.HTTP, "--requests", "100", "--seed", "1")
+	cmd.Env = labtest.Env()
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("client: %v", err)

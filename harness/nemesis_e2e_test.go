@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/internal/labtest"
 )
 
 // parallelRuns runs fn for each item on up to width goroutines: runs of a
@@ -205,6 +206,7 @@ func TestInterruptDuringPartition(t *testing.T) {
 	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
 	store := filepath.Join(dir, "store")
 	cmd := exec.Command(bin, "test", "--store", store, "--nemesis-schedule", sched)
+	cmd.Env = labtest.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -11,22 +11,38 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/internal/labtest"
+	"github.com/ec-counter/ec-counter/lab"
 )
 
 // startTestCluster starts n real ec-counter node processes for a benchmark
-// or test and stops them at cleanup.
-func startTestCluster(tb testing.TB, bin string, n int) *cluster {
+// or test, on the loopback network or in a lab (NetLab), and stops them at
+// cleanup.
+func startTestCluster(tb testing.TB, bin string, n int, network string) *cluster {
 	tb.Helper()
 	run, err := histories.NewRun(filepath.Join(tb.TempDir(), "store"), "bench", time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	addrs, err := allocateAddrs(n, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)))
-	if err != nil {
-		tb.Fatal(err)
+	var addrs []nodeAddrs
+	var hosts []*lab.Host
+	if network == NetLab {
+		labtest.Need(tb)
+		lb, err := lab.Build(context.Background(), nodeNames(n))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { lb.Close() })
+		hosts = lb.Hosts()
+		addrs = hostAddrs(hosts)
+	} else {
+		addrs, err = allocateAddrs(n, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)))
+		if err != nil {
+			tb.Fatal(err)
+		}
 	}
 	tmpl := bin + DefaultNodeCmd[len("{self}"):]
-	cl, err := newCluster(run, n, tmpl, 3*time.Second, addrs)
+	cl, err := newCluster(run, n, tmpl, 3*time.Second, addrs, hosts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -42,47 +58,51 @@ func startTestCluster(tb testing.TB, bin string, n int) *cluster {
 // node and polls every node until all report it. It reports the median and
 // the maximum over the iterations.
 //
+// Each size runs on the loopback network and in the lab, side by side.
+//
 //	go test ./harness -run XXX -bench Propagation -benchtime 200x
 func BenchmarkPropagation(b *testing.B) {
 	for _, n := range []int{3, 10} {
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			bin, _ := buildBinaries(b)
-			cl := startTestCluster(b, bin, n)
-			clients := make([]*counterClient, n)
-			for i, s := range cl.specs {
-				clients[i] = newCounterClient(s.Addrs.HTTP)
-				defer clients[i].close()
-			}
-			ctx := context.Background()
-			var lat []time.Duration
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				v := int64(1000 + i)
-				start := time.Now()
-				if _, _, err := clients[i%n].set(ctx, v); err != nil {
-					b.Fatal(err)
+		for _, network := range []string{NetLoopback, NetLab} {
+			b.Run(fmt.Sprintf("nodes=%d/net=%s", n, network), func(b *testing.B) {
+				bin, _ := buildBinaries(b)
+				cl := startTestCluster(b, bin, n, network)
+				clients := make([]*counterClient, n)
+				for i, s := range cl.specs {
+					clients[i] = newCounterClient(s.Addrs.HTTP)
+					defer clients[i].close()
 				}
-				var wg sync.WaitGroup
-				for _, c := range clients {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-							if got, err := c.get(ctx); err == nil && got >= v {
-								return
+				ctx := context.Background()
+				var lat []time.Duration
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					v := int64(1000 + i)
+					start := time.Now()
+					if _, _, err := clients[i%n].set(ctx, v); err != nil {
+						b.Fatal(err)
+					}
+					var wg sync.WaitGroup
+					for _, c := range clients {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+								if got, err := c.get(ctx); err == nil && got >= v {
+									return
+								}
+								time.Sleep(time.Millisecond)
 							}
-							time.Sleep(time.Millisecond)
-						}
-						b.Errorf("value %d did not reach %s in 10 s", v, c.base)
-					}()
+							b.Errorf("value %d did not reach %s in 10 s", v, c.base)
+						}()
+					}
+					wg.Wait()
+					lat = append(lat, time.Since(start))
 				}
-				wg.Wait()
-				lat = append(lat, time.Since(start))
-			}
-			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
-			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
-		})
+				b.StopTimer()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+			})
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -201,12 +200,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 			}
 		}()
 		hosts = lb.Hosts()
-		for _, h := range hosts {
-			addrs = append(addrs, nodeAddrs{
-				HTTP:   netip.AddrPortFrom(h.Addr, httpPort).String(),
-				Gossip: netip.AddrPortFrom(h.Addr, gossipPort).String(),
-			})
-		}
+		addrs = hostAddrs(hosts)
 		r.rec.Lab = newLabRecord(lb)
 		r.logf("network: lab 10.%d.0.0/16 built in %s: every node a host of its own, faults by the kernel on the router", lb.ID(), time.Since(phase).Round(time.Millisecond))
 	} else {

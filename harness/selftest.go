@@ -136,6 +136,7 @@ type SelftestOptions struct {
 	NodeCmd  string // the node command template, DefaultNodeCmd if empty
 	Parallel int    // runs at once
 	Only     []string
+	Net      string // the network (NetAuto if empty)
 }
 
 // SelftestRow is one scenario's tally.
@@ -260,6 +261,9 @@ func (s Scenario) config(opts SelftestOptions, schedDir string) (Config, error) 
 	cfg.Nemesis, cfg.NemesisInterval = s.Nemesis, s.Interval
 	cfg.Bug = s.Bug
 	cfg.Name = "selftest-" + s.Slug()
+	if opts.Net != "" {
+		cfg.Net = opts.Net
+	}
 	if s.Schedule != "" {
 		if err := os.MkdirAll(schedDir, 0o755); err != nil {
 			return cfg, err

@@ -39,10 +39,10 @@ func Probe(ctx context.Context) ([]Check, error) {
 	start := time.Now()
 	l, err := Build(ctx, []string{"p1", "p2"})
 	if err != nil {
-		return fail("hosts (network namespaces, veth pairs, nftables table, netfilter queue)", err)
+		return fail("hosts (namespaces, veth pairs, nftables, queue)", err)
 	}
 	defer l.Close()
-	checks = append(checks, Check{Name: "hosts (network namespaces, veth pairs, nftables table, netfilter queue)", OK: true,
+	checks = append(checks, Check{Name: "hosts (namespaces, veth pairs, nftables, queue)", OK: true,
 		Detail: fmt.Sprintf("2 hosts in %s", time.Since(start).Round(time.Millisecond))})
 	a, b := l.hosts[0], l.hosts[1]
 

@@ -95,6 +95,11 @@ func (s *Spawner) Close() {
 	<-s.done
 }
 
+// OutsideEnv returns this process's environment without the marker that
+// says it runs inside the lab's namespace: for a child that is an
+// ec-counter command of its own, which must make its own namespace.
+func OutsideEnv() []string { return withoutInsideMarker(nil) }
+
 // withoutInsideMarker returns env (nil: this process's environment) without
 // the marker that tells a process it runs inside the lab's namespace: a node
 // runs in a host's namespace, not the harness's.

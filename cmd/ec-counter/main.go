@@ -33,6 +33,7 @@ func main() {
 			runsCommand(),
 			showCommand(),
 			serveCommand(),
+			doctorCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

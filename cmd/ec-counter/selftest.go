@@ -25,6 +25,7 @@ func selftestCommand() *cli.Command {
 			&cli.IntFlag{Name: "seeds", Value: 1, Usage: "runs per scenario (seeds 1..N)"},
 			&cli.StringFlag{Name: "store", Value: "store", Usage: "`DIR` where the runs are stored (under selftest-*)"},
 			&cli.IntFlag{Name: "parallel", Value: 2, Usage: "runs at once"},
+			netFlag(),
 			&cli.StringSliceFlag{Name: "only", Usage: "run only these scenarios: bug names, or correct-no-faults, correct-partition, ... (an unknown name lists them all)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -34,10 +35,15 @@ func selftestCommand() *cli.Command {
 			if c.Int("seeds") < 1 || c.Int("parallel") < 1 {
 				return usageError(fmt.Errorf("--seeds and --parallel must be at least 1"))
 			}
+			net, ran, err := enterNetwork(c.Context, c.String("net"))
+			if ran || err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rows, err := harness.Selftest(ctx, harness.SelftestOptions{
 				Seeds: c.Int("seeds"), Store: c.String("store"), Parallel: c.Int("parallel"), Only: c.StringSlice("only"),
+				Net: net,
 			}, os.Stdout)
 			if rows == nil && err != nil {
 				return usageError(err)

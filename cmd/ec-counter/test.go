@@ -20,7 +20,7 @@ func testCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "test",
 		Usage: "run a cluster of real nodes under clients (and faults), check the history, store the run",
-		Description: "Starts --nodes server processes on loopback addresses, runs --clients clients of --requests\n" +
+		Description: "Starts --nodes server processes (in the lab, or on loopback addresses: --net), runs --clients clients of --requests\n" +
 			"random requests each, waits for convergence, checks the history and stores everything under\n" +
 			"--store. Exit code: 0 valid, 1 invalid, 2 unknown, 254 bad usage, 255 harness failure.",
 		Flags: []cli.Flag{
@@ -40,6 +40,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
+			netFlag(),
 			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
 		},
 		Before: applyConfigFile,
@@ -66,7 +67,12 @@ func runTest(c *cli.Context) error {
 			return nil
 		}
 	}
+	net, ran, err := enterNetwork(c.Context, c.String("net"))
+	if ran || err != nil {
+		return err
+	}
 	cfg := harness.Defaults()
+	cfg.Net = net
 	cfg.Name = c.String("name")
 	cfg.Nodes = c.Int("nodes")
 	cfg.Clients = c.Int("clients")
@@ -95,6 +101,9 @@ func runTest(c *cli.Context) error {
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return cli.Exit("ec-counter: interrupted; nodes stopped", exitCrashed)
+		}
+		if errors.Is(err, harness.ErrFaultsUnsupported) {
+			return usageError(err)
 		}
 		return harnessFailure(err)
 	}

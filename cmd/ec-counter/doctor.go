@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec-counter/ec-counter/lab"
+)
+
+func doctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "say what this machine can do: the lab (user and network namespaces, nftables, NFQUEUE), each fault kind on each network, chromium",
+		Description: "Builds a two-host lab and tries each kernel fault on real traffic, then prints which fault kinds\n" +
+			"each network can inject here and how to enable what is missing. Exits 0 if the lab works, 1 if not.",
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usageError(fmt.Errorf("doctor takes no arguments, got %q", c.Args().Slice()))
+			}
+			if !lab.Inside() {
+				printHostFacts()
+				code, err := lab.Reexec()
+				if err == nil {
+					return exitWith(code)
+				}
+				fmt.Printf("private namespaces          NO: %v\n", err)
+				printFaultTable(false, err.Error())
+				printChromium()
+				return cli.Exit("", exitInvalid)
+			}
+			fmt.Printf("private namespaces          yes (this check runs inside them)\n")
+			if err := lab.Init(); err != nil {
+				fmt.Printf("lab router                  NO: %v\n", err)
+				printFaultTable(false, err.Error())
+				printChromium()
+				return cli.Exit("", exitInvalid)
+			}
+			checks, err := lab.Probe(c.Context)
+			for _, ch := range checks {
+				mark := "yes"
+				if !ch.OK {
+					mark = "NO"
+				}
+				fmt.Printf("  %-55s %s: %s\n", ch.Name, mark, ch.Detail)
+			}
+			reason := ""
+			if err != nil {
+				reason = err.Error()
+			}
+			printFaultTable(err == nil, reason)
+			printChromium()
+			if err != nil {
+				return cli.Exit("", exitInvalid)
+			}
+			return nil
+		},
+	}
+}
+
+// printHostFacts prints who runs the harness and the settings that decide
+// whether an unprivileged user may create user namespaces.
+func printHostFacts() {
+	who := "root"
+	if os.Geteuid() != 0 {
+		who = fmt.Sprintf("uid %d, not root: the lab runs in a user namespace of its own", os.Geteuid())
+	}
+	fmt.Printf("user                        %s\n", who)
+	for _, s := range []string{
+		"/proc/sys/kernel/unprivileged_userns_clone",
+		"/proc/sys/user/max_user_namespaces",
+		"/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+	} {
+		if b, err := os.ReadFile(s); err == nil {
+			name := strings.ReplaceAll(strings.TrimPrefix(s, "/proc/sys/"), "/", ".")
+			fmt.Printf("%-27s %s\n", name, strings.TrimSpace(string(b)))
+		}
+	}
+}
+
+// printFaultTable prints which fault kinds each network injects here.
+func printFaultTable(labOK bool, why string) {
+	labCell := "yes: kernel rules on the lab's router, for any node binary"
+	if !labOK {
+		labCell = "no: the lab does not work here (" + why + ")"
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FAULT\t--net loopback\t--net lab")
+	for _, kind := range []string{"partition", "delay", "loss"} {
+		fmt.Fprintf(tw, "%s\tonly nodes with the admin API (README \"Admin API\")\t%s\n", kind, labCell)
+	}
+	procCell := "yes"
+	if !labOK {
+		procCell = "no (the lab does not work here)"
+	}
+	for _, kind := range []string{"kill", "pause"} {
+		fmt.Fprintf(tw, "%s\tyes: signals\t%s\n", kind, procCell)
+	}
+	tw.Flush()
+	fmt.Println()
+	if labOK {
+		fmt.Println("lab: works; `ec-counter test` uses it by default (--net auto)")
+	} else {
+		fmt.Println("lab: NOT available; `ec-counter test` falls back to --net loopback, where partitions, delay and loss")
+		fmt.Println("     need nodes with the admin API. To enable the lab, see the README's section \"Networks\".")
+	}
+}
+
+// printChromium says whether the report tests can run a browser.
+func printChromium() {
+	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
+		if p, err := exec.LookPath(name); err == nil {
+			fmt.Printf("chromium: %s (the report tests use it)\n", p)
+			return
+		}
+	}
+	fmt.Println("chromium: not found; the report tests skip their browser checks (Debian: apt-get install chromium)")
+}
