@@ -157,7 +157,7 @@ func (c *Config) Validate() error {
 // token: such nodes cannot take the faults, and a run that says VALID
 // without them would lie.
 func (c *Config) checkNetworkFaults(s nemesis.Schedule) error {
-	if !s.NetworkFaults() || c.network() != NetLoopback || strings.Contains(c.NodeCmd, "{admin_token_file}") {
+	if !(s.NetworkFaults() || nemesis.NetworkKinds(c.Nemesis)) || c.network() != NetLoopback || strings.Contains(c.NodeCmd, "{admin_token_file}") {
 		return nil
 	}
 	return fmt.Errorf("%w: the nemesis asks for network faults (partitions, delay or loss), which the loopback "+

@@ -182,6 +182,19 @@ const (
 	parseStream    = 0x7363686564756c // "schedul"
 )
 
+// NetworkKinds reports whether kinds (as --nemesis takes them) include a
+// network fault: a partition of any shape, delay, loss or link. Such a
+// request needs a Network that can install it, whatever the seed draws.
+func NetworkKinds(kinds []string) bool {
+	for _, k := range kinds {
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k != "" && k != FKill && k != FPause {
+			return true
+		}
+	}
+	return false
+}
+
 // expandKinds turns user-facing kinds into the window kinds Generate draws
 // from: "link" into delay and loss; they are checked against the cluster
 // size.

@@ -185,6 +185,11 @@ func TestNetworkFaults(t *testing.T) {
 			t.Errorf("%v: NetworkFaults() = %v, want %v", tc.kinds, got, tc.want)
 		}
 	}
+	for kinds, want := range map[string]bool{"partition": true, "kill,delay": true, "link": true, "isolate-oneway": true, "kill,pause": false, "": false} {
+		if got := NetworkKinds(strings.Split(kinds, ",")); got != want {
+			t.Errorf("NetworkKinds(%q) = %v, want %v", kinds, got, want)
+		}
+	}
 	if (Schedule{}).NetworkFaults() {
 		t.Error("an empty schedule has network faults")
 	}
