@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // needLab skips (or, in CI, fails) a test that needs the namespace.
-func needLab(t *testing.T) {
+func needLab(t testing.TB) {
 	t.Helper()
 	if Inside() {
 		return

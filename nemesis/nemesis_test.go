@@ -632,3 +632,98 @@ func TestRunFinishesTheStepUnderWay(t *testing.T) {
 		t.Errorf("n1 is %s, want running", got)
 	}
 }
+
+// kernelNetwork stands for the lab: faults outside the nodes, kept per node
+// whatever the processes do; SetFaults of a node in fail returns an error.
+type kernelNetwork struct {
+	mu     sync.Mutex
+	faults map[string]string
+	calls  int
+	fail   map[string]bool
+}
+
+func (k *kernelNetwork) InNode() bool { return false }
+
+func (k *kernelNetwork) SetFaults(_ context.Context, node string, fs api.FaultSet) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls++
+	if k.fail[node] {
+		return errors.New("netlink: operation not permitted")
+	}
+	b, err := encode(fs)
+	k.faults[node] = b
+	return err
+}
+
+func (k *kernelNetwork) get(node string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if f, ok := k.faults[node]; ok {
+		return f
+	}
+	return emptySet
+}
+
+// TestFaultsOutsideTheNodes: with a network whose faults are kernel rules,
+// a killed or paused node's faults still change, a restart re-applies
+// nothing, and a failure is recorded as not installed.
+func TestFaultsOutsideTheNodes(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	k := &kernelNetwork{faults: map[string]string{}, fail: map[string]bool{}}
+	var rec recorder
+	n := New(c, k, rec.record, nil)
+	steps := parseSched(t, `
+0s  kill             n3
+0s  pause            n2
+0s  start-partition  isolate n1
+0s  stop-partition
+0s  restart          n3
+0s  resume           n2
+`, c.names)
+	run := func(st Step) {
+		t.Helper()
+		st.At = 0
+		if err := n.Run(context.Background(), Schedule{st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(steps[0])
+	run(steps[1])
+	run(steps[2]) // n3 killed and n2 paused get their grudge all the same
+	for node, want := range map[string]string{
+		"n1": set(link("n2", drop), link("n3", drop)),
+		"n2": set(link("n1", drop)),
+		"n3": set(link("n1", drop)),
+	} {
+		if got := k.get(node); got != want {
+			t.Errorf("%s holds %s, want %s", node, got, want)
+		}
+	}
+	run(steps[3]) // healed while n3 is down: its rules go too
+	if got := k.get("n3"); got != emptySet {
+		t.Errorf("n3 keeps %s after the heal", got)
+	}
+	before := k.calls
+	run(steps[4])
+	run(steps[5])
+	if k.calls != before {
+		t.Errorf("restart and resume re-applied faults (%d calls): kernel rules never left", k.calls-before)
+	}
+	checkOps(t, rec.take(), []string{
+		`kill ["n3"]`,
+		`pause ["n2"]`,
+		`start-partition {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}`,
+		`stop-partition {"n1":["n2","n3"],"n2":["n1"],"n3":["n1"]}`,
+		`restart ["n3"]`,
+		`resume ["n2"]`,
+	})
+
+	// The network fails: the op says so, with the word the checker reads.
+	k.fail["n2"] = true
+	run(parseSched(t, "0s start-partition isolate n1", c.names)[0])
+	ops := rec.take()
+	if len(ops) != 1 || !strings.HasSuffix(ops[0], "error: "+histories.NotInstalled+": n2") {
+		t.Errorf("ops %q, want a start-partition whose error is %q", ops, histories.NotInstalled+": n2")
+	}
+}
