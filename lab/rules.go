@@ -28,10 +28,32 @@ import (
 // the delay chains, so a packet is dropped or lost before it is queued
 // (a queued packet leaves the hook).
 type ruleset struct {
-	conn  *nftables.Conn
-	table *nftables.Table
-	chain map[string]*nftables.Chain
-	queue uint16
+	conn    *nftables.Conn
+	table   *nftables.Table
+	chain   map[string]*nftables.Chain
+	queue   uint16
+	pending int // messages queued in conn since the last flush
+}
+
+// maxBatch bounds the messages of one netlink batch: the kernel acknowledges
+// each, and more acknowledgements than the socket's receive buffer holds
+// (net.core.rmem_max, which a user namespace cannot raise) fail the batch
+// with ENOBUFS.
+const maxBatch = 100
+
+// queued counts one message and sends the batch when it is full.
+func (r *ruleset) queued() error {
+	r.pending++
+	if r.pending < maxBatch {
+		return nil
+	}
+	return r.flush()
+}
+
+// flush sends the messages queued so far.
+func (r *ruleset) flush() error {
+	r.pending = 0
+	return r.conn.Flush()
 }
 
 // lossScale is the resolution of loss: numgen draws in [0, lossScale).
@@ -39,8 +61,7 @@ const lossScale = 10000
 
 func chainName(kind string, h *Host) string { return fmt.Sprintf("%s-%d", kind, h.index) }
 
-// newRuleset creates the lab's table and chains, empty of faults, in one
-// atomic batch.
+// newRuleset creates the lab's table and chains, empty of faults.
 func newRuleset(id int, hosts []*Host) (*ruleset, error) {
 	conn, err := nftables.New()
 	if err != nil {
@@ -53,10 +74,14 @@ func newRuleset(id int, hosts []*Host) (*ruleset, error) {
 		Name: "forward", Table: r.table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept,
 	})
+	r.pending = 2
 	for _, kind := range []string{"in", "out", "din", "dout"} {
 		for _, h := range hosts {
 			name := chainName(kind, h)
 			r.chain[name] = conn.AddChain(&nftables.Chain{Name: name, Table: r.table})
+			if err == nil {
+				err = r.queued()
+			}
 		}
 	}
 	for _, kind := range []string{"in", "out", "din", "dout"} {
@@ -64,18 +89,30 @@ func newRuleset(id int, hosts []*Host) (*ruleset, error) {
 			e := matchAddr(kind == "in" || kind == "din", h.Addr)
 			e = append(e, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainName(kind, h)})
 			conn.AddRule(&nftables.Rule{Table: r.table, Chain: base, Exprs: e})
+			if err == nil {
+				err = r.queued()
+			}
 		}
 	}
-	if err := conn.Flush(); err != nil {
+	if err == nil {
+		err = r.flush()
+	}
+	if err != nil {
+		r.pending = 0
+		_ = r.close() // whatever part of the table was made
 		return nil, fmt.Errorf("lab: create nftables table %s: %w", r.table.Name, err)
 	}
 	return r, nil
 }
 
-// setShare replaces host h's four chains with share s, atomically.
+// setShare replaces host h's four chains with share s: atomically when
+// they take fewer than maxBatch rules (a host with faults towards up to
+// about 45 peers), else in consecutive batches.
 func (r *ruleset) setShare(h *Host, s share) error {
+	var err error
 	for _, kind := range []string{"in", "out", "din", "dout"} {
 		r.conn.FlushChain(r.chain[chainName(kind, h)])
+		r.pending++
 	}
 	for peer, lf := range s {
 		// "in": traffic from peer to h, keyed on its source; "out": from
@@ -91,6 +128,9 @@ func (r *ruleset) setShare(h *Host, s share) error {
 			add := func(kind string, tail ...expr.Any) {
 				e := append(matchAddr(!d.bySrc, peer.Addr), tail...)
 				r.conn.AddRule(&nftables.Rule{Table: r.table, Chain: r.chain[chainName(kind, h)], Exprs: e})
+				if err == nil {
+					err = r.queued()
+				}
 			}
 			switch {
 			case d.f.Drop:
@@ -104,7 +144,11 @@ func (r *ruleset) setShare(h *Host, s share) error {
 			}
 		}
 	}
-	if err := r.conn.Flush(); err != nil {
+	if err == nil {
+		err = r.flush()
+	}
+	if err != nil {
+		r.pending = 0
 		return fmt.Errorf("lab: install %s's faults: %w", h.Name, err)
 	}
 	return nil
