@@ -566,6 +566,19 @@ func TestStats(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no convergence after a fault not installed", func(t *testing.T) {
+		b := validBase()
+		b.finals(20, 20, 0) // n3, which no client used, never caught up
+		if r := Check(b.ops); r.Checks.Convergence.Valid != Invalid {
+			t.Fatalf("disagreeing servers: convergence %s, want invalid", r.Checks.Convergence.Valid)
+		}
+		b.ops[9].Error = histories.NotInstalled + ": n1" // the heal failed
+		r := Check(b.ops)
+		if r.Checks.Convergence.Valid != Unknown || r.Valid != Unknown {
+			t.Errorf("disagreeing servers after a failed heal: convergence %s, verdict %s; want unknown:\n%s",
+				r.Checks.Convergence.Valid, r.Valid, summary(r))
+		}
+	})
 	t.Run("quantiles", func(t *testing.T) {
 		ds := make([]int64, 100)
 		for i := range ds {

@@ -111,6 +111,12 @@ func convergence(h *history) (Convergence, []Anomaly) {
 				count(h.pending, "op"), h.lastValues(answered, last))}
 			return out, nil
 		}
+		if n := len(h.notInstalled); n > 0 {
+			out.Verdict = Verdict{Valid: Unknown, Explanation: fmt.Sprintf(
+				"the servers did not converge (%s), but %s of the nemesis failed to install (op %d first), so the network may never have been healed",
+				h.lastValues(answered, last), count(n, "action"), h.notInstalled[0])}
+			return out, nil
+		}
 		col.add(func() Anomaly {
 			a := Anomaly{
 				Message:  fmt.Sprintf("The servers did not converge: %s.", h.lastValues(answered, last)),

@@ -309,3 +309,68 @@ func TestAutoPicksTheLab(t *testing.T) {
 		t.Errorf("default run: network %v, nodes %v; want the lab", r.record["network"], r.record["nodes"])
 	}
 }
+
+// TestLabFailureMakesTheRunUnknown breaks the lab under a running test:
+// it deletes the lab's nftables table, so the partitions that follow
+// cannot be installed. The run must end unknown (exit 2), the history must
+// say which faults were not installed, and a re-check must agree.
+func TestLabFailureMakesTheRunUnknown(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	labtest.Need(t) // in-process: this test binary runs inside the lab's namespace
+	dir := t.TempDir()
+	sched := filepath.Join(dir, "schedule.txt")
+	os.WriteFile(sched, []byte("500ms start-partition isolate n1\n1s stop-partition\n"), 0o644)
+	cfg := Defaults()
+	cfg.Net, cfg.Store, cfg.NemesisSchedule = NetLab, filepath.Join(dir, "store"), sched
+	cfg.NodeCmd = bin + DefaultNodeCmd[len("{self}"):]
+	cfg.Requests, cfg.Rate, cfg.Seed, cfg.HasSeed = 40, 20, 1, true
+
+	before := nftTables(t)
+	broke := make(chan string, 1)
+	go func() { // delete the run's table as soon as it exists
+		c, err := nftables.New()
+		if err != nil {
+			broke <- err.Error()
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			tables, _ := c.ListTables()
+			for _, tb := range tables {
+				if strings.HasPrefix(tb.Name, "lab") && !strings.Contains(","+before+",", ","+tb.Name+",") {
+					c.DelTable(tb)
+					if err := c.Flush(); err != nil {
+						broke <- err.Error()
+						return
+					}
+					broke <- ""
+					return
+				}
+			}
+		}
+		broke <- "the run's table never appeared"
+	}()
+	var out bytes.Buffer
+	o, err := Run(t.Context(), cfg, &out)
+	if msg := <-broke; msg != "" {
+		t.Fatalf("could not break the lab: %s", msg)
+	}
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if got := ExitCode(o.Result.Valid); got != 2 {
+		t.Errorf("a run whose faults were not installed: exit %d, want 2\n%s", got, out.String())
+	}
+	r := readRun(t, cfg.Store)
+	var notInstalled int
+	for _, op := range r.ops {
+		if op.Process == histories.Nemesis && strings.HasPrefix(op.Error, histories.NotInstalled) {
+			notInstalled++
+		}
+	}
+	if notInstalled == 0 {
+		t.Errorf("no nemesis op says its fault was not installed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "failed to install") {
+		t.Errorf("the summary does not say why the run is unknown:\n%s", out.String())
+	}
+}

@@ -287,7 +287,13 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	r.logf("client phase done in %s: %d ops recorded", t.Clients.Round(time.Millisecond), rec.w.Len())
 	if len(sched) > 0 {
 		if err := nem.Heal(ctx); err != nil {
-			return nil, fmt.Errorf("final heal: %w", err)
+			// In the lab, a heal the kernel refused is the lab's failure:
+			// the history says which faults were not installed, and the
+			// checkers judge the run unknown rather than blame the nodes.
+			if lb == nil || ctx.Err() != nil {
+				return nil, fmt.Errorf("final heal: %w", err)
+			}
+			r.logf("final heal incomplete: %v", err)
 		}
 		r.nemesisStats = nem.Stats().String()
 		r.logf("healed; nemesis: %s", r.nemesisStats)

@@ -1,13 +1,17 @@
 package harness
 
 import (
+	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/lab"
 )
 
 func TestPlanRequestsIsSeededAndUnique(t *testing.T) {
@@ -105,5 +109,30 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: want an error", c)
 		}
+	}
+}
+
+// TestProbeAdminRefusesNodesWithoutTheAPI: on loopback, a node whose admin
+// API does not answer makes the run refuse network faults before clients
+// start.
+func TestProbeAdminRefusesNodesWithoutTheAPI(t *testing.T) {
+	with := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/admin/faults" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"links":{}}`))
+	}))
+	defer with.Close()
+	without := httptest.NewServer(http.NotFoundHandler())
+	defer without.Close()
+	addr := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+	admin := lab.NewAdminAPI("tok", map[string]string{"n1": addr(with), "n2": addr(without)})
+	if err := probeAdmin(t.Context(), admin, []string{"n1"}); err != nil {
+		t.Errorf("a node with the admin API: %v", err)
+	}
+	err := probeAdmin(t.Context(), admin, []string{"n1", "n2"})
+	if !errors.Is(err, ErrFaultsUnsupported) || !strings.Contains(err.Error(), "n2") || !strings.Contains(err.Error(), "--net lab") {
+		t.Errorf("a node without it: %v", err)
 	}
 }

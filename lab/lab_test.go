@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -359,5 +360,19 @@ func TestProbe(t *testing.T) {
 	}
 	if err != nil || len(checks) != 5 {
 		t.Fatalf("probe: %v (%d checks)", err, len(checks))
+	}
+}
+
+func TestNotAvailableErrorSaysHowToFix(t *testing.T) {
+	err := &NotAvailableError{Err: errors.New("fork/exec /proc/self/exe: operation not permitted")}
+	msg := err.Error()
+	if !strings.Contains(msg, "operation not permitted") || !strings.Contains(msg, "doctor") {
+		t.Errorf("message %q does not say what failed and where to look", msg)
+	}
+	if os.Geteuid() != 0 && !strings.Contains(msg, "unprivileged_userns_clone") {
+		t.Errorf("message %q does not say how to enable user namespaces", msg)
+	}
+	if !errors.Is(err, err.Err) {
+		t.Error("NotAvailableError does not unwrap")
 	}
 }
