@@ -3,9 +3,9 @@ package harness
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
