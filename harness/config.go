@@ -1,6 +1,7 @@
 // Package harness runs one ec-counter test: it starts a cluster of real node
-// processes on loopback addresses, drives clients that record an operation
-// history, waits for convergence, checks the history and stores the run.
+// processes (each in a lab host of its own, or on a loopback address),
+// drives clients that record an operation history, lets the nemesis inject
+// faults, waits for convergence, checks the history and stores the run.
 package harness
 
 import (

@@ -1,6 +1,7 @@
 // Package nemesis injects faults into an ec-counter cluster under test:
-// network partitions and link faults through each node's admin API, and
-// process faults through the harness's [Cluster]. It runs [Schedule]s,
+// network partitions and link faults through a [Network] (each node's admin
+// API on the loopback network, kernel rules in the lab), and process faults
+// through the harness's [Cluster]. It runs [Schedule]s,
 // generated from a seed by [Generate] or scripted and read by
 // [ParseSchedule], and records every action as an info op of process
 // "nemesis" whose value says what was actually done and whose error what
@@ -20,9 +21,10 @@
 // compose. Process faults are kill (SIGKILL) then restart, and pause
 // (SIGSTOP) then resume (SIGCONT).
 //
-// # Admin API
+// # Fault sets
 //
-// The nemesis sets each node's whole fault set with
+// The nemesis computes each node's whole fault set, the admin API's body,
+// and hands it to the [Network], which on the loopback network sends it as
 //
 //	PUT /v1/admin/faults
 //	Authorization: Bearer <token>
@@ -35,10 +37,12 @@
 // jitter_ms (integers ≥ 0) and loss (a probability). {"links": {}} heals.
 // A grudge entry a: [b] becomes an "in" drop on a's link to b; a link fault
 // on node x becomes an "out" fault on every link from x, and on every link
-// to x from the other nodes, so each directed link is degraded once. A node
-// that cannot be reached (paused, killed, or without an admin API) is named
-// in the op's error, like "unreachable: n2", and gets the faults in force
-// when it is resumed or restarted.
+// to x from the other nodes, so each directed link is degraded once. When
+// faults live in the nodes, a node that cannot be reached (paused, killed)
+// is named in the op's error, like "unreachable: n2", and gets the faults
+// in force when it is resumed or restarted. When they live outside (the
+// lab), they change whatever the processes do, and a network that fails to
+// install them is named as "not installed: n2".
 //
 // # Schedule format
 //

@@ -1,13 +1,13 @@
 package nemesis
 
 import (
-	"github.com/ec-counter/ec-counter/api"
-
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ec-counter/ec-counter/api"
 )
 
 func testGossip(node string) string { return "127.0.0.1" + strings.TrimPrefix(node, "n") + ":7946" }

@@ -1,9 +1,6 @@
 package nemesis
 
 import (
-	"github.com/ec-counter/ec-counter/api"
-	"github.com/ec-counter/ec-counter/lab"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec-counter/ec-counter/api"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/lab"
 )
 
 // fakeNode is a node's admin API on a real HTTP server, decoding fault sets
