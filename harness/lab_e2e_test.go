@@ -164,7 +164,7 @@ func TestLabPartitionSplitsANodeThatKnowsNothing(t *testing.T) {
 func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	labtest.Need(t)
-	before := nftTables(t)
+	before, mountsBefore := nftTables(t), mounts(t)
 	dir := t.TempDir()
 	sched := filepath.Join(dir, "schedule.txt")
 	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
@@ -219,6 +219,9 @@ func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	if after := nftTables(t); after != before {
 		t.Errorf("nftables tables in the harness's own namespace changed: before %q, after %q", before, after)
 	}
+	if after := mounts(t); after != mountsBefore {
+		t.Errorf("mounts changed:\nbefore:\n%s\nafter:\n%s", mountsBefore, after)
+	}
 	if code, out := runCLI(t, bin, "test", "--net", "lab", "--store", store, "--requests", "20", "--rate", "50"); code != 0 {
 		t.Fatalf("the next run: exit %d\n%s", code, out)
 	}
@@ -254,6 +257,16 @@ func holders(t *testing.T, namespaces []string) []string {
 		}
 	}
 	return out
+}
+
+// mounts returns this process's mount table.
+func mounts(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // nftTables lists the nftables tables of this process's network namespace.
