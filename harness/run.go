@@ -179,38 +179,19 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		r.logf("nodes run with bug %q switched on", cfg.Bug)
 	}
 
-	network := cfg.network()
-	var (
-		err   error
-		lb    *lab.Lab
-		addrs []nodeAddrs
-		hosts []*lab.Host
-	)
-	if network == NetLab {
-		phase := time.Now()
-		if lb, err = lab.Build(ctx, nodeNames(cfg.Nodes)); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w: the lab cannot be built here: %v ('ec-counter doctor' says why)", ErrFaultsUnsupported, err)
-		}
-		defer func() {
+	lb, addrs, err := r.setUpNetwork(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []*lab.Host
+	if lb != nil {
+		defer func() { // after the nodes have stopped (deferred later)
 			if err := lb.Close(); err != nil {
 				r.logf("lab: %v", err)
 			}
 		}()
 		hosts = lb.Hosts()
-		addrs = hostAddrs(hosts)
-		r.rec.Lab = newLabRecord(lb)
-		r.logf("network: lab 10.%d.0.0/16 built in %s: every node a host of its own, faults by the kernel on the router", lb.ID(), time.Since(phase).Round(time.Millisecond))
-	} else {
-		addrs, err = allocateAddrs(cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
-		if err != nil {
-			return nil, err
-		}
-		r.logf("network: loopback, faults through each node's admin API")
 	}
-	r.rec.Network = network
 	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs, hosts)
 	if err != nil {
 		return nil, err
@@ -348,6 +329,33 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	printSummary(r.out, o)
 	r.mu.Unlock()
 	return o, nil
+}
+
+// setUpNetwork prepares where the nodes run: in the lab, it builds one
+// host per node and returns the lab (the caller closes it); on loopback, it
+// picks free addresses and returns a nil lab.
+func (r *runner) setUpNetwork(ctx context.Context) (*lab.Lab, []nodeAddrs, error) {
+	r.rec.Network = r.cfg.network()
+	if r.rec.Network != NetLab {
+		addrs, err := allocateAddrs(r.cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
+		if err != nil {
+			return nil, nil, err
+		}
+		r.logf("network: loopback, faults through each node's admin API")
+		return nil, addrs, nil
+	}
+	start := time.Now()
+	lb, err := lab.Build(ctx, nodeNames(r.cfg.Nodes))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("%w: the lab cannot be built here: %v ('ec-counter doctor' says why)", ErrFaultsUnsupported, err)
+	}
+	r.rec.Lab = newLabRecord(lb)
+	r.logf("network: lab %s built in %s: every node a host of its own, faults by the kernel on the router",
+		lb.Prefix(), time.Since(start).Round(time.Millisecond))
+	return lb, hostAddrs(lb.Hosts()), nil
 }
 
 // runClients runs every client concurrently, client i bound to node i mod N.

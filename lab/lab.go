@@ -262,6 +262,11 @@ func (l *Lab) Host(name string) *Host {
 // ID returns the lab's number L: its hosts are 10.L.i.2.
 func (l *Lab) ID() int { return l.id }
 
+// Prefix returns the lab's addresses, 10.L.0.0/16.
+func (l *Lab) Prefix() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(l.id), 0, 0}), 16)
+}
+
 // QueueDrops returns how many packets the kernel dropped because the
 // delayer's queue was full (a delayed link that is overloaded loses
 // packets, like a real one with a full buffer).
