@@ -770,3 +770,59 @@ func TestWriteSummary(t *testing.T) {
 		t.Errorf("summary:\n%s", s)
 	}
 }
+
+// TestAppliedClaims: an ok set's "applied": true must raise the counter:
+// its value must exceed what its server had acknowledged or shown before
+// the set began, and 0.
+func TestAppliedClaims(t *testing.T) {
+	lie := func(mutate func(b *builder) int) Result {
+		b := &builder{}
+		i := mutate(b)
+		b.finals(100)
+		yes := true
+		b.ops[i].Applied = &yes
+		return Check(b.ops)
+	}
+	// A read of 50 completed, then a set of 40 claims to have applied (its
+	// current is 50, so no read went down).
+	r := lie(func(b *builder) int {
+		b.set(0, "n1", 50, 50)
+		b.get(1, "n1", 50)
+		b.set(1, "n1", 40, 50)
+		b.set(0, "n1", 100, 100)
+		return 5
+	})
+	if a := expectOnly(t, r, "linearizable", 1, 4, 5); !strings.Contains(a.Message, `"applied": true`) {
+		t.Errorf("message: %s", a.Message)
+	}
+	// A negative value can never raise a counter that starts at 0.
+	r = lie(func(b *builder) int {
+		b.set(0, "n1", -5, 0)
+		b.set(0, "n1", 100, 100)
+		return 1
+	})
+	if a := expectOnly(t, r, "linearizable", 1); !strings.Contains(a.Message, "starts at 0") {
+		t.Errorf("message: %s", a.Message)
+	}
+	// A truthful claim: 60 was above everything completed before.
+	b := &builder{}
+	b.set(0, "n1", 50, 50)
+	b.set(1, "n1", 60, 60)
+	b.get(0, "n1", 60)
+	b.finals(60)
+	if r := Check(b.ops); r.Valid != Valid {
+		t.Errorf("a truthful applied was judged:\n%s", summary(r))
+	}
+	// Concurrent with the op that raised the counter: no claim is refuted.
+	b = &builder{}
+	b.invoke(0, "set", "n1", 70)
+	b.invoke(1, "set", "n1", 60)
+	b.setOK(0, "n1", 70, 70)
+	b.setOK(1, "n1", 60, 70)
+	yes := true
+	b.ops[3].Applied = &yes
+	b.finals(70)
+	if r := Check(b.ops); r.Checks.Linearizable.Valid != Valid {
+		t.Errorf("a claim concurrent with the larger set was judged:\n%s", summary(r))
+	}
+}

@@ -39,6 +39,8 @@ type call struct {
 	node   int   // index into history.nodes
 	arg    int64 // a set's value
 	out    int64 // an ok get's value, an ok set's current
+	// applied is an ok set's claim that it raised the counter.
+	applied bool
 }
 
 // isRead reports whether c observed the counter: an ok get or final-get, or
@@ -205,6 +207,7 @@ func parse(ops []histories.Op) (*history, error) {
 					return fail(i, "ok set carries no current value")
 				}
 				c.out = *op.Current
+				c.applied = op.Applied != nil && *op.Applied
 			} else {
 				v, ok := op.Int()
 				if !ok {

@@ -10,7 +10,10 @@ import (
 // set's current). A history of one server is linearizable if and only if no
 // output is below 0 (the initial value), no ok set's output is below its own
 // value, and no output is below the output of an ok op on the same server
-// that completed before it was invoked. The sweep bounds later ops by an ok
+// that completed before it was invoked. An ok set's "applied": true is a
+// claim that it raised the counter, so its value must exceed every output
+// and value of ok ops on that server that completed before it was invoked
+// (and 0); the sweep checks that claim too. The sweep bounds later ops by an ok
 // set's value as well as its output, which only matters once the set itself
 // is a violation. Sets that failed or ended in info bound nothing, since they
 // may never apply (and gossip could apply them as well as anything).
@@ -23,11 +26,15 @@ import (
 // any linearization the counter never goes down, so an op that precedes
 // another cannot observe more.
 
-// violation is an ok op that observed less than it must have.
+// violation is an ok op that observed less than it must have, or an ok set
+// that claimed to raise a counter already at or above its value.
 type violation struct {
 	read  int   // the call that observed too little
 	cause int   // the call whose bound it missed, or causeOwnValue, causeInitial
 	min   int64 // the least value the read could have observed
+	// applied marks a set whose "applied": true is false: cause had
+	// already completed with min ≥ the set's value.
+	applied bool
 }
 
 // The causes of a violation that are not another op.
@@ -110,6 +117,8 @@ func sweep(h *history) (found []violation, reads int) {
 		need = need.max(before[c])
 		if need.ok && cl.out < need.val {
 			found = append(found, violation{read: c, cause: int(need.call), min: need.val})
+		} else if b := before[c]; cl.kind == kindSet && cl.applied && b.ok && b.val >= cl.arg {
+			found = append(found, violation{read: c, cause: int(b.call), min: b.val, applied: true})
 		}
 		n.complete(cl.end, mark{val: cl.bound(), call: c32, ok: true})
 	}
@@ -120,13 +129,20 @@ func sweep(h *history) (found []violation, reads int) {
 func linearizable(h *history) (ReadCheck, []Anomaly) {
 	col := collector{check: checkLinearizable}
 	found, reads := sweep(h)
+	lies := 0
 	for _, v := range found {
+		if v.applied {
+			lies++
+		}
 		col.add(func() Anomaly { return h.explainViolation(v) })
 	}
+	bad := fmt.Sprintf("%d of %s saw a value below one that had already completed on their server", col.count-lies, count(reads, "read"))
+	if lies > 0 {
+		bad += fmt.Sprintf(`; %s answered "applied": true though the counter was already at or above its value`, count(lies, "set"))
+	}
 	verdict := col.verdict(
-		fmt.Sprintf("on each of %s, all %s saw at least every value that had completed on that server before they were invoked",
-			count(len(h.nodes), "server"), count(reads, "read")),
-		fmt.Sprintf("%d of %s saw a value below one that had already completed on their server", col.count, count(reads, "read")))
+		fmt.Sprintf("on each of %s, all %s saw at least every value that had completed on that server before they were invoked, and no set claimed to apply without raising the counter",
+			count(len(h.nodes), "server"), count(reads, "read")), bad)
 	if reads == 0 {
 		verdict.Explanation = noReads
 	}
@@ -136,6 +152,21 @@ func linearizable(h *history) (ReadCheck, []Anomaly) {
 func (h *history) explainViolation(v violation) Anomaly {
 	r := &h.calls[v.read]
 	node := h.nodes[r.node]
+	if v.applied {
+		a := Anomaly{
+			Ops:      h.refs(v.read),
+			Expected: fmt.Sprintf(`"applied": false: the counter on %s was already ≥ %d`, node, r.arg),
+		}
+		if v.cause == causeInitial {
+			a.Message = fmt.Sprintf(`On %s, %s set %d and answered "applied": true, but the counter starts at 0: a set of %d cannot raise it.`,
+				node, h.describe(v.read), r.arg, r.arg)
+			return a
+		}
+		a.Message = fmt.Sprintf(`On %s, %s set %d and answered "applied": true, but %s had already completed with %d at t=%s, before the set was invoked at t=%s: the set cannot have raised the counter.`,
+			node, h.describe(v.read), r.arg, h.describe(v.cause), v.min, preciseTime(h.calls[v.cause].end), preciseTime(r.start))
+		a.Ops = []OpRef{h.refs(v.cause)[0], h.ref(r.inv), h.refs(v.read)[0]}
+		return a
+	}
 	switch v.cause {
 	case causeInitial:
 		return Anomaly{
