@@ -44,23 +44,25 @@ type Timings struct {
 
 // runRecord is run.json.
 type runRecord struct {
-	Name        string               `json:"name"`
-	Seed        uint64               `json:"seed"`
-	Version     string               `json:"version"`
-	Config      Config               `json:"config"`
-	Command     []string             `json:"command"`
-	Replay      string               `json:"replay"`
-	Nodes       map[string]nodeAddrs `json:"nodes"`
-	Start       time.Time            `json:"start"`
-	End         time.Time            `json:"end,omitzero"`
-	Timings     *Timings             `json:"timings,omitempty"`
-	Valid       *checker.Validity    `json:"valid,omitempty"`
-	Error       string               `json:"error,omitempty"`
-	Unclean     []string             `json:"unclean_shutdown,omitempty"`
-	Schedule    string               `json:"nemesis_schedule,omitempty"`
-	Interrupted bool                 `json:"interrupted,omitempty"`
-	Network     string               `json:"network,omitempty"` // lab or loopback
-	Lab         *labRecord           `json:"lab,omitempty"`
+	Name     string               `json:"name"`
+	Seed     uint64               `json:"seed"`
+	Version  string               `json:"version"`
+	Config   Config               `json:"config"`
+	Command  []string             `json:"command"`
+	Replay   string               `json:"replay"`
+	Nodes    map[string]nodeAddrs `json:"nodes"`
+	Start    time.Time            `json:"start"`
+	End      time.Time            `json:"end,omitzero"`
+	Timings  *Timings             `json:"timings,omitempty"`
+	Valid    *checker.Validity    `json:"valid,omitempty"`
+	Error    string               `json:"error,omitempty"`
+	Unclean  []string             `json:"unclean_shutdown,omitempty"`
+	Schedule string               `json:"nemesis_schedule,omitempty"`
+	// NemesisUnused lists the --nemesis kinds the run was too short for.
+	NemesisUnused []string   `json:"nemesis_unused,omitempty"`
+	Interrupted   bool       `json:"interrupted,omitempty"`
+	Network       string     `json:"network,omitempty"` // lab or loopback
+	Lab           *labRecord `json:"lab,omitempty"`
 }
 
 // labRecord is what run.json says of the lab: its number, and the network
@@ -179,6 +181,19 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		r.logf("nodes run with bug %q switched on", cfg.Bug)
 	}
 
+	sched, err := cfg.schedule(nodeNames(cfg.Nodes))
+	if err != nil {
+		return nil, err
+	}
+	r.rec.Schedule = sched.String()
+	if cfg.NemesisSchedule == "" {
+		if unused := nemesis.Unused(cfg.Nemesis, sched); len(unused) > 0 {
+			r.rec.NemesisUnused = unused
+			r.logf("nemesis: the client phase has room for %d fault windows, fewer than the kinds asked: no %s in this run (lengthen it with --requests or shorten --nemesis-interval)",
+				len(sched)/2, strings.Join(unused, ", "))
+		}
+	}
+
 	lb, addrs, err := r.setUpNetwork(ctx)
 	if err != nil {
 		return nil, err
@@ -233,11 +248,6 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	t.Startup = time.Since(phase)
 	r.logf("cluster up in %s: %s", t.Startup.Round(time.Millisecond), describeNodes(cl))
 
-	sched, err := cfg.schedule(cl.names())
-	if err != nil {
-		return nil, err
-	}
-	r.rec.Schedule = sched.String()
 	var faults nemesis.Network
 	if lb != nil {
 		faults = lb

@@ -130,14 +130,19 @@ func (s Step) check(idx map[string]int, prev time.Duration) error {
 // faults start and stop alternately, each fault lasting about interval and
 // followed by about interval of clean running (every span jittered by ±25%),
 // until duration; a fault still running at duration stops then. Each fault
-// window picks one of kinds at random, with equal odds, then its shape,
-// targets and parameters. The same arguments always give the same schedule.
+// window takes the next of kinds in a seeded shuffle, reshuffled every
+// round, so every kind gets a window before any gets a second; then its
+// shape, targets and parameters. When fewer windows than kinds fit at that
+// pace, the clean stretches shrink to about a quarter interval; kinds that
+// still do not fit are left out, and Unused names them. The same arguments
+// always give the same schedule.
 //
 // Kinds are "partition" (any shape the cluster size allows, with equal
 // odds), a shape name ("isolate", "halves", "random-halves", "bridge",
 // "majorities-ring", or one with a "-oneway" suffix), "delay", "loss",
-// "link" (counts as both delay and loss), "kill" and "pause"; Describe
-// lists them. No kinds give an empty schedule.
+// "link" (counts as both delay and loss), "kill", "pause", and "all" (all
+// of partition, delay, loss, kill and pause); Describe lists them. No kinds
+// give an empty schedule.
 func Generate(seed uint64, kinds []string, interval, duration time.Duration, nodes []string) (Schedule, error) {
 	idx, err := indexNodes(nodes)
 	if err != nil {
@@ -153,27 +158,50 @@ func Generate(seed uint64, kinds []string, interval, duration time.Duration, nod
 	if interval <= 0 {
 		return nil, fmt.Errorf("nemesis interval must be positive, got %s", interval)
 	}
+	s, err := generate(seed, gens, interval, duration, nodes, idx, 1)
+	if err != nil || windows(s) >= len(gens) {
+		return s, err
+	}
+	// Too short for every kind at the usual pace: shorten the clean
+	// stretches to a quarter, so that more kinds fit.
+	return generate(seed, gens, interval, duration, nodes, idx, 0.25)
+}
+
+// generate lays out fault windows of about interval each, separated by
+// clean stretches of about interval·clean, as Generate describes.
+func generate(seed uint64, gens []string, interval, duration time.Duration, nodes []string, idx map[string]int, clean float64) (Schedule, error) {
 	rng := rand.New(rand.NewPCG(seed, generateStream))
 	span := func() time.Duration {
 		d := time.Duration(float64(interval) * (0.75 + 0.5*rng.Float64())).Round(time.Millisecond)
 		return max(d, time.Millisecond)
 	}
 	var s Schedule
+	// Kinds take turns: each round is a seeded shuffle of them all, so a
+	// run with at least as many windows as kinds injects every one.
+	var round []int
 	// A short warm-up lets the clients start before the first fault.
 	for start := span() / 4; start < duration; {
 		length := span()
 		stop := min(start+length, duration)
-		kind := gens[rng.IntN(len(gens))]
+		if len(round) == 0 {
+			round = rng.Perm(len(gens))
+		}
+		kind := gens[round[0]]
+		round = round[1:]
 		first, last, err := window(kind, nodes, idx, rng)
 		if err != nil {
 			return nil, err
 		}
 		first.At, last.At = start, stop
 		s = append(s, first, last)
-		start = stop + span()
+		gap := time.Duration(float64(span()) * clean).Round(time.Millisecond)
+		start = stop + max(gap, time.Millisecond)
 	}
 	return s, nil
 }
+
+// windows counts the fault windows of a generated schedule.
+func windows(s Schedule) int { return len(s) / 2 }
 
 // generateStream and parseStream are the PCG streams of Generate's and
 // ParseSchedule's random choices.
@@ -181,6 +209,45 @@ const (
 	generateStream = 0x6e656d65736973 // "nemesis"
 	parseStream    = 0x7363686564756c // "schedul"
 )
+
+// Unused returns the kinds (as --nemesis takes them) that no fault window
+// of s injects, in the order given: a partition window counts for
+// "partition" and for its shape, a link window for "link" and for "delay"
+// or "loss" as it has them, kill and pause windows for their kind.
+func Unused(kinds []string, s Schedule) []string {
+	used := map[string]bool{}
+	for _, st := range s {
+		switch st.Action {
+		case FStartPartition:
+			used["partition"] = true
+			shape := st.Partition.Shape
+			if st.Partition.OneWay {
+				shape += onewaySuffix
+			}
+			used[shape] = true
+		case FStartLink:
+			used["link"] = true
+			used["delay"] = used["delay"] || st.Link.Delay > 0 || st.Link.Jitter > 0
+			used["loss"] = used["loss"] || st.Link.Loss > 0
+		case FKill, FPause:
+			used[st.Action] = true
+		}
+	}
+	var out []string
+	for _, k := range kinds {
+		k = strings.ToLower(strings.TrimSpace(k))
+		ks := []string{k}
+		if k == "all" {
+			ks = allKinds()
+		}
+		for _, k := range ks {
+			if k != "" && !used[k] && !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
 
 // NetworkKinds reports whether kinds (as --nemesis takes them) include a
 // network fault: a partition of any shape, delay, loss or link. Such a
@@ -194,6 +261,9 @@ func NetworkKinds(kinds []string) bool {
 	}
 	return false
 }
+
+// allKinds is what --nemesis all means.
+func allKinds() []string { return []string{"partition", "delay", "loss", FKill, FPause} }
 
 // expandKinds turns user-facing kinds into the window kinds Generate draws
 // from: "link" into delay and loss; they are checked against the cluster
@@ -209,6 +279,14 @@ func expandKinds(kinds []string, n int) ([]string, error) {
 		k = strings.ToLower(strings.TrimSpace(k))
 		switch k {
 		case "":
+		case "all":
+			more, err := expandKinds(allKinds(), n)
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range more {
+				add(m)
+			}
 		case "partition":
 			if n < 2 {
 				return nil, fmt.Errorf("nemesis partition needs at least 2 nodes, have %d", n)
@@ -392,5 +470,6 @@ func Describe() []string {
 		"link                    delay or loss",
 		"kill                    SIGKILL one, a minority, a majority or all nodes, then restart them",
 		"pause                   SIGSTOP one, a minority, a majority or all nodes, then SIGCONT them",
+		"all                     every kind above: partition, delay, loss, kill and pause",
 	}
 }

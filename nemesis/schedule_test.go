@@ -194,3 +194,56 @@ func TestNetworkFaults(t *testing.T) {
 		t.Error("an empty schedule has network faults")
 	}
 }
+
+// TestGenerateCoversEveryKind: kinds take turns, so a schedule with at
+// least as many windows as kinds uses every one; a default-length run
+// (10 s at a 2 s interval) fits four kinds.
+func TestGenerateCoversEveryKind(t *testing.T) {
+	nodes := testNodes(3)
+	for _, kinds := range [][]string{
+		{"partition", "delay", "kill", "pause"},
+		{"all"},
+		{"link", "kill"},
+		{"isolate-oneway", "majorities-ring", "pause"},
+	} {
+		for seed := uint64(1); seed <= 50; seed++ {
+			d := 10 * time.Second
+			if len(kinds) == 1 { // all: five kinds
+				d = 14 * time.Second
+			}
+			s, err := Generate(seed, kinds, 2*time.Second, d, nodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := Unused(kinds, s); len(u) > 0 {
+				t.Errorf("%v, seed %d: %d windows leave out %v:\n%s", kinds, seed, windows(s), u, s)
+			}
+		}
+	}
+}
+
+// TestUnusedNamesWhatDidNotFit: a run too short for every kind says which
+// it left out.
+func TestUnusedNamesWhatDidNotFit(t *testing.T) {
+	kinds := []string{"partition", "delay", "loss", "kill", "pause"}
+	s, err := Generate(1, kinds, 2*time.Second, 3*time.Second, testNodes(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := Unused(kinds, s)
+	if len(u) != len(kinds)-windows(s) || windows(s) == 0 {
+		t.Errorf("%d windows, unused %v", windows(s), u)
+	}
+	if got := Unused([]string{"link", "isolate"}, Schedule{
+		{Action: FStartLink, Link: LinkFault{Loss: 0.1}},
+		{Action: FStartPartition, Partition: Partition{Shape: "isolate"}},
+	}); len(got) != 0 {
+		t.Errorf("Unused = %v, want none", got)
+	}
+	if got := Unused([]string{"delay", "isolate-oneway"}, Schedule{
+		{Action: FStartLink, Link: LinkFault{Loss: 0.1}},
+		{Action: FStartPartition, Partition: Partition{Shape: "isolate"}},
+	}); !reflect.DeepEqual(got, []string{"delay", "isolate-oneway"}) {
+		t.Errorf("Unused = %v", got)
+	}
+}
