@@ -46,6 +46,9 @@ type Config struct {
 	StopGrace time.Duration `json:"stop_grace"`
 	// StartTimeout bounds the wait for every node to be healthy and see the others.
 	StartTimeout time.Duration `json:"start_timeout"`
+	// Values is the workload's set values: ValuesBoundaries (across 2^31,
+	// 2^32 and 2^53) or ValuesSmall.
+	Values string `json:"values"`
 	// Net is the network the nodes run on: NetLab, NetLoopback, or NetAuto
 	// (the lab when this process runs inside the namespace lab.Reexec
 	// makes, else loopback).
@@ -91,6 +94,7 @@ func Defaults() Config {
 		StopGrace:       3 * time.Second,
 		StartTimeout:    20 * time.Second,
 		Net:             NetAuto,
+		Values:          ValuesBoundaries,
 	}
 }
 
@@ -130,6 +134,11 @@ func (c *Config) Validate() error {
 	}
 	if c.NemesisInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--nemesis-interval must be positive, got %s", c.NemesisInterval))
+	}
+	switch c.Values {
+	case ValuesBoundaries, ValuesSmall:
+	default:
+		errs = append(errs, fmt.Errorf("--values must be boundaries or small, got %q", c.Values))
 	}
 	switch c.Net {
 	case NetAuto, NetLab, NetLoopback:
@@ -190,6 +199,7 @@ func (c *Config) ReplayArgs() []string {
 	add("--nemesis", strings.Join(c.Nemesis, ","), "")
 	add("--nemesis-interval", c.NemesisInterval.String(), d.NemesisInterval.String())
 	add("--nemesis-schedule", c.NemesisSchedule, "")
+	add("--values", c.Values, d.Values)
 	add("--net", c.Net, d.Net)
 	return args
 }

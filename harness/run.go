@@ -378,7 +378,7 @@ func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) err
 		c := &clientRun{
 			node:     s.Name,
 			api:      newCounterClient(s.Addrs.HTTP),
-			reqs:     planRequests(r.cfg.Seed, i, r.cfg.Clients, r.cfg.Requests),
+			reqs:     planRequests(r.cfg.Seed, i, r.cfg.Clients, r.cfg.Requests, r.cfg.Values),
 			interval: intervalOf(r.cfg.Rate),
 			timeout:  r.cfg.RequestTimeout,
 		}

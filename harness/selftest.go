@@ -118,6 +118,12 @@ func Scenarios() []Scenario {
 		with(func(s *Scenario) {
 			s.Bug, s.Why = "thin-air", "a read returns a value nobody wrote"
 		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "int32", "the workload's sets cross 2^31 and 2^32, where a 32-bit counter wraps"
+		}),
+		with(func(s *Scenario) {
+			s.Bug, s.Why = "float-json", "the workload's sets cross 2^53, where float64 rounds odd integers"
+		}),
 		with(func(s *Scenario) {}),
 		with(func(s *Scenario) { s.Nemesis = []string{"partition"} }),
 		with(func(s *Scenario) { s.Nemesis = []string{"delay"} }),

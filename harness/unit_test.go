@@ -19,11 +19,11 @@ func TestPlanRequestsIsSeededAndUnique(t *testing.T) {
 	seen := map[int64]int{}
 	var gets, sets, nearMin, nearMax int
 	for c := 0; c < clients; c++ {
-		a := planRequests(42, c, clients, n)
-		if b := planRequests(42, c, clients, n); !reflect.DeepEqual(a, b) {
+		a := planRequests(42, c, clients, n, ValuesBoundaries)
+		if b := planRequests(42, c, clients, n, ValuesBoundaries); !reflect.DeepEqual(a, b) {
 			t.Fatalf("client %d: same seed gave different requests", c)
 		}
-		if b := planRequests(43, c, clients, n); reflect.DeepEqual(a, b) {
+		if b := planRequests(43, c, clients, n, ValuesBoundaries); reflect.DeepEqual(a, b) {
 			t.Fatalf("client %d: different seeds gave the same requests", c)
 		}
 		for _, r := range a {
@@ -43,6 +43,8 @@ func TestPlanRequestsIsSeededAndUnique(t *testing.T) {
 				nearMax++
 			case r.Value <= 0:
 				t.Fatalf("set of %d: regular values must be positive", r.Value)
+			case r.Value > 1<<53+1<<40:
+				t.Fatalf("set of %d: regular values stay near or below 2^53", r.Value)
 			}
 		}
 	}
@@ -134,5 +136,85 @@ func TestProbeAdminRefusesNodesWithoutTheAPI(t *testing.T) {
 	err := probeAdmin(t.Context(), admin, []string{"n1", "n2"})
 	if !errors.Is(err, ErrFaultsUnsupported) || !strings.Contains(err.Error(), "n2") || !strings.Contains(err.Error(), "--net lab") {
 		t.Errorf("a node without it: %v", err)
+	}
+}
+
+// TestBoundaryValuesCrossEveryWidth: over 20 seeds, a default run's sets
+// include values within 16 of 2^31, 2^32 and 2^53 (2^31-1, 2^31 and
+// 2^53+1 among them), rising through each, on every client; with --values
+// small, none.
+func TestBoundaryValuesCrossEveryWidth(t *testing.T) {
+	d := Defaults()
+	for seed := uint64(1); seed <= 20; seed++ {
+		near := map[int64]int{}
+		exact := map[int64]bool{}
+		for c := 0; c < d.Clients; c++ {
+			reached := map[int64]bool{}
+			for _, r := range planRequests(seed, c, d.Clients, d.Requests, ValuesBoundaries) {
+				if r.F != histories.FSet {
+					continue
+				}
+				exact[r.Value] = true
+				for _, b := range boundaries {
+					if r.Value >= b-boundaryReach && r.Value <= b+boundaryReach {
+						near[b]++
+						reached[b] = true
+					}
+				}
+			}
+			for _, b := range boundaries {
+				if !reached[b] {
+					t.Errorf("seed %d, client %d: no set within %d of %d", seed, c, boundaryReach, b)
+				}
+			}
+		}
+		for _, v := range []int64{1<<31 - 1, 1 << 31, 1<<31 + 1, 1<<32 - 1, 1<<32 + 1, 1<<53 - 1, 1<<53 + 1, 1<<53 + 3} {
+			if !exact[v] {
+				t.Errorf("seed %d: no client sets %d", seed, v)
+			}
+		}
+		for _, c := range []int{0, 3} {
+			for _, r := range planRequests(seed, c, d.Clients, d.Requests, ValuesSmall) {
+				if r.F == histories.FSet && r.Value > 1<<31-boundaryReach && r.Value < math.MaxInt64/2 {
+					t.Fatalf("--values small, seed %d: set of %d", seed, r.Value)
+				}
+			}
+		}
+	}
+}
+
+// TestNearMaxShareOfRuns measures how many default runs get a set near
+// MaxInt64 (the README says about a third).
+func TestNearMaxShareOfRuns(t *testing.T) {
+	d := Defaults()
+	with := 0
+	for seed := uint64(1); seed <= 300; seed++ {
+		for _, r := range planRequests(seed, 0, d.Clients, d.Requests, ValuesBoundaries) {
+			if r.F == histories.FSet && r.Value > math.MaxInt64/2 {
+				with++
+				break
+			}
+		}
+	}
+	t.Logf("%d of 300 default runs set a value near MaxInt64", with)
+	if with < 60 || with > 150 {
+		t.Errorf("%d of 300 runs near MaxInt64; want about a third", with)
+	}
+}
+
+// TestPlanningNeverLoops plans far more requests than the value pools of
+// the old planner held: it must finish, with unique values.
+func TestPlanningNeverLoops(t *testing.T) {
+	for _, mode := range []string{ValuesBoundaries, ValuesSmall} {
+		seen := map[int64]bool{}
+		for _, r := range planRequests(1, 0, 1, 150000, mode) {
+			if r.F != histories.FSet {
+				continue
+			}
+			if seen[r.Value] {
+				t.Fatalf("%s: value %d set twice", mode, r.Value)
+			}
+			seen[r.Value] = true
+		}
 	}
 }

@@ -24,6 +24,8 @@ const (
 	bugNoRejoin         = "no-rejoin"
 	bugStaleRead        = "stale-read"
 	bugThinAir          = "thin-air"
+	bugInt32            = "int32"
+	bugFloatJSON        = "float-json"
 )
 
 // Tuning of the bugs: chosen so that each one shows within seconds at the
@@ -58,6 +60,8 @@ func Bugs() []BugInfo {
 		{bugNoRejoin, "never re-joins peers once the cluster has formed: a partition outlasting dead-node reaping never heals"},
 		{bugStaleRead, "serves reads from a cache refreshed every 300-500 ms; sets are correct"},
 		{bugThinAir, "now and then (1 in 20 reads) answers a read with the counter plus one, a value nobody wrote"},
+		{bugInt32, "keeps the counter in 32 bits: a set above 2^31-1 wraps around (2^31 becomes -2^31)"},
+		{bugFloatJSON, "decodes set values through float64, as JavaScript does: above 2^53 odd values round to even ones, near 2^63 they saturate"},
 	}
 }
 
@@ -203,4 +207,30 @@ func (b *bug) served(v int64) int64 {
 		return v + 1
 	}
 	return v
+}
+
+// narrowed is what store.set keeps of a set's value v: v, except that
+// int32 keeps its low 32 bits, as a counter declared int32 would.
+func (b *bug) narrowed(v int64) int64 {
+	if b.is(bugInt32) {
+		return int64(int32(v))
+	}
+	return v
+}
+
+// decoded is what the HTTP API makes of a set's value v read from JSON: v,
+// except that float-json goes through float64, which holds integers exactly
+// only up to 2^53, saturating where the float does not fit an int64.
+func (b *bug) decoded(v int64) int64 {
+	if !b.is(bugFloatJSON) {
+		return v
+	}
+	f := float64(v)
+	switch {
+	case f >= math.MaxInt64: // 2^63: no int64 holds it
+		return math.MaxInt64
+	case f < math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(f)
 }

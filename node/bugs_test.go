@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -33,8 +34,8 @@ func TestBugsAreListedAndValidated(t *testing.T) {
 		}
 		names = append(names, b.Name)
 	}
-	if len(bugs) != 9 || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
-		t.Errorf("want 9 bugs with unique names, got %q", names)
+	if len(bugs) != 11 || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
+		t.Errorf("want 11 bugs with unique names, got %q", names)
 	}
 	if err := ValidateBug(""); err != nil {
 		t.Errorf("no bug: %v", err)
@@ -416,5 +417,38 @@ func TestNodeCommandBugs(t *testing.T) {
 			t.Errorf("%s: after kill -9 the node serves %d, want less than the acknowledged 8", c.bug, got)
 		}
 		t.Logf("%s: acknowledged 8, after kill -9 and restart %d", c.bug, got)
+	}
+}
+
+func TestBugInt32(t *testing.T) {
+	t.Parallel()
+	s := startCluster(t, 1, withBug(bugInt32)).nodes[0]
+	if v, applied := set(t, s, math.MaxInt32); v != math.MaxInt32 || !applied {
+		t.Fatalf("set 2^31-1: value %d applied %v; below 2^31 the bug must not show", v, applied)
+	}
+	// 2^31 wraps to -2^31: not larger, so not applied, and the answer's
+	// current is below the value set.
+	if v, applied := set(t, s, math.MaxInt32+1); v != math.MaxInt32 || applied {
+		t.Errorf("set 2^31: value %d applied %v, want the counter left at 2^31-1", v, applied)
+	}
+	// 2^32+5 wraps to 5.
+	if v, _ := set(t, s, 1<<32+5); v >= 1<<32 {
+		t.Errorf("set 2^32+5: value %d; the bug is off", v)
+	}
+}
+
+func TestBugFloatJSON(t *testing.T) {
+	t.Parallel()
+	s := startCluster(t, 1, withBug(bugFloatJSON)).nodes[0]
+	const p53 = 1 << 53
+	if v, applied := set(t, s, p53-1); v != p53-1 || !applied {
+		t.Fatalf("set 2^53-1: value %d applied %v; below 2^53 the bug must not show", v, applied)
+	}
+	// 2^53+1 has no float64: it rounds to 2^53.
+	if v, _ := set(t, s, p53+1); v != p53 {
+		t.Errorf("set 2^53+1: value %d, want 2^53, its float64", v)
+	}
+	if v, _ := set(t, s, math.MaxInt64-1); v != math.MaxInt64 {
+		t.Errorf("set 2^63-2: value %d, want it saturated to MaxInt64", v)
 	}
 }

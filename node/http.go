@@ -52,6 +52,7 @@ func (s *Server) handleSet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	v = s.cfg.bug.decoded(v) // float-json
 	value, applied, err := s.store.set(r.Context(), v)
 	switch {
 	case err == nil:

@@ -170,6 +170,7 @@ func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, er
 	if s.closing {
 		return 0, false, errClosed
 	}
+	v = s.bug.narrowed(v) // int32
 	// The counter after this set: v if v is larger, else unchanged.
 	next := s.pending
 	s.bug.raceWindow(&s.mu) // racy-set lets go of the lock here, so next may be stale

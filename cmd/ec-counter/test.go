@@ -40,6 +40,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
+			&cli.StringFlag{Name: "values", Value: d.Values, Usage: "set `VALUES` of the workload: boundaries (climb across 2^31, 2^32 and 2^53, where integer-width bugs show) or small (readable histories)"},
 			netFlag(),
 			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
 		},
@@ -89,6 +90,7 @@ func runTest(c *cli.Context) error {
 	cfg.NemesisInterval = c.Duration("nemesis-interval")
 	cfg.NemesisSchedule = c.String("nemesis-schedule")
 	cfg.Bug = c.String("bug")
+	cfg.Values = c.String("values")
 	if err := cfg.Validate(); err != nil {
 		return usageError(err)
 	}
