@@ -277,9 +277,11 @@ func (l *Lab) QueueDrops() uint64 {
 	return l.delayer.queueDrops()
 }
 
-// Close removes the lab's rules and delayer and lets go of its hosts: each
-// host's namespace, with its link to the router, vanishes once no process
-// runs in it, so stop the nodes first.
+// Close removes the lab's rules, delayer and links, and lets go of its
+// hosts' namespaces, which vanish once no process runs in them: stop the
+// nodes first. It deletes each link itself rather than leave that to the
+// namespaces' asynchronous teardown, which let a lab built right after
+// reach hosts only some of the time.
 func (l *Lab) Close() error {
 	var errs []error
 	if l.rules != nil {
@@ -294,6 +296,11 @@ func (l *Lab) Close() error {
 	// the veth pair, once no process runs in it: faster than deleting
 	// each link here, which waits for the network stack to settle.
 	for _, h := range l.hosts {
+		if link, err := netlink.LinkByName(h.link); err == nil {
+			if err := netlink.LinkDel(link); err != nil {
+				errs = append(errs, fmt.Errorf("lab: delete %s: %w", h.link, err))
+			}
+		}
 		if h.ns != nil {
 			h.ns.Close()
 			h.ns = nil
