@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -98,4 +99,33 @@ func TestCampaignJUnit(t *testing.T) {
 			t.Errorf("testcase %s: failure lacks anomalies or replay command: %+v", c.Name, c.Failure)
 		}
 	}
+}
+
+// TestIntegerWidthBugsAreCaught: the default workload crosses 2^31, 2^32
+// and 2^53, so a node that keeps the counter in 32 bits or decodes values
+// through float64 is caught without any fault, in every seed tried.
+func TestIntegerWidthBugsAreCaught(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	type job struct {
+		bug, values string
+		seed        int
+	}
+	var jobs []job
+	for _, bug := range []string{"int32", "float-json"} {
+		for seed := 1; seed <= 3; seed++ {
+			jobs = append(jobs, job{bug, "boundaries", seed})
+		}
+	}
+	parallelRuns(jobs, 2, func(j job) {
+		store := filepath.Join(t.TempDir(), "store")
+		code, out := runCLI(t, bin, "test", "--store", store, "--bug", j.bug, "--values", j.values,
+			"--seed", strconv.Itoa(j.seed), "--requests", "60", "--rate", "40")
+		if code != 1 {
+			t.Errorf("--bug %s --values %s --seed %d: exit %d, want 1\n%s", j.bug, j.values, j.seed, code, out)
+			return
+		}
+		if !strings.Contains(out, "linearizable  invalid") {
+			t.Errorf("--bug %s --seed %d: caught, but not by the linearizable check:\n%s", j.bug, j.seed, out)
+		}
+	})
 }
