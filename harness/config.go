@@ -62,6 +62,14 @@ const (
 	NetLoopback = "loopback" // every node on a 127.x address; faults in the nodes
 )
 
+// Bounds on the sizes a user can give (README "ec-counter test").
+const (
+	MaxRequests      = 1_000_000  // per client
+	MaxTotalRequests = 10_000_000 // over all clients: the plan and history stay in memory
+	MinRate          = 0.01       // requests per second per client, unless 0 (back to back)
+	MaxRate          = 100_000.0
+)
+
 // ErrFaultsUnsupported marks a run refused because a fault it asks for
 // cannot be injected on the network in use: a usage error, never a verdict.
 var ErrFaultsUnsupported = errors.New("cannot inject the faults asked for")
@@ -110,18 +118,26 @@ func (c *Config) Validate() error {
 	if c.Clients < 1 || c.Clients > 10000 {
 		errs = append(errs, fmt.Errorf("--clients must be between 1 and 10000, got %d", c.Clients))
 	}
-	if c.Requests < 1 {
-		errs = append(errs, fmt.Errorf("--requests must be at least 1, got %d", c.Requests))
+	if c.Requests < 1 || c.Requests > MaxRequests {
+		errs = append(errs, fmt.Errorf("--requests must be between 1 and %d, got %d", MaxRequests, c.Requests))
+	} else if c.Clients >= 1 && int64(c.Clients)*int64(c.Requests) > MaxTotalRequests {
+		errs = append(errs, fmt.Errorf("--clients × --requests must be at most %d (about %d GB of history), got %d",
+			MaxTotalRequests, MaxTotalRequests*200>>30, int64(c.Clients)*int64(c.Requests)))
 	}
-	if c.Rate < 0 {
-		errs = append(errs, fmt.Errorf("--rate must not be negative, got %g", c.Rate))
+	if !(c.Rate == 0 || c.Rate >= MinRate && c.Rate <= MaxRate) { // false for NaN
+		errs = append(errs, fmt.Errorf("--rate must be 0 (back to back) or between %g and %g requests per second, got %g", MinRate, MaxRate, c.Rate))
 	}
 	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--request-timeout", c.RequestTimeout}, {"--converge-timeout", c.ConvergeTimeout}} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.flag, d.v))
+		flag     string
+		v, least time.Duration
+		most     time.Duration
+	}{
+		{"--request-timeout", c.RequestTimeout, time.Millisecond, 10 * time.Minute},
+		{"--converge-timeout", c.ConvergeTimeout, time.Millisecond, time.Hour},
+		{"--nemesis-interval", c.NemesisInterval, 10 * time.Millisecond, time.Hour},
+	} {
+		if d.v < d.least || d.v > d.most {
+			errs = append(errs, fmt.Errorf("%s must be between %s and %s, got %s", d.flag, d.least, d.most, d.v))
 		}
 	}
 	if strings.TrimSpace(c.NodeCmd) == "" {
@@ -131,9 +147,6 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Nemesis) > 0 && c.NemesisSchedule != "" {
 		errs = append(errs, errors.New("give --nemesis or --nemesis-schedule, not both"))
-	}
-	if c.NemesisInterval <= 0 {
-		errs = append(errs, fmt.Errorf("--nemesis-interval must be positive, got %s", c.NemesisInterval))
 	}
 	switch c.Values {
 	case ValuesBoundaries, ValuesSmall:
@@ -148,7 +161,7 @@ func (c *Config) Validate() error {
 	if c.Net == NetLab && !lab.Inside() {
 		errs = append(errs, errors.New("--net lab: the lab is built only inside the namespace the ec-counter command makes for it (lab.Reexec)"))
 	}
-	if c.Nodes >= 1 && c.Nodes <= 200 && c.NemesisInterval > 0 {
+	if c.Nodes >= 1 && c.Nodes <= 200 && c.NemesisInterval >= 10*time.Millisecond && c.NemesisInterval <= time.Hour {
 		s, err := c.schedule(nodeNames(c.Nodes))
 		if err != nil {
 			errs = append(errs, err)

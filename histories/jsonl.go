@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -79,15 +80,35 @@ func Encode(w io.Writer, ops []Op) error {
 // returned.
 var ErrTruncated = errors.New("history ends in a truncated line")
 
+// MaxLine bounds one line of a history: an op is a few hundred bytes, a
+// nemesis op naming the grudge of 200 nodes some tens of kilobytes.
+const MaxLine = 1 << 20
+
 // Read decodes a JSON Lines history. A malformed line is an error naming its
-// line number, except a last line without a trailing newline, which is
-// dropped: Read then returns the ops before it and an error wrapping
-// ErrTruncated, which callers may treat as a warning.
+// line number, and so is a line over MaxLine bytes, except a last line
+// without a trailing newline that is the start of an op cut short (a run
+// that crashed mid-write): Read then returns the ops before it and an error
+// wrapping ErrTruncated, which callers may treat as a warning.
 func Read(r io.Reader) ([]Op, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var ops []Op
+	var long []byte
 	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
+		line, err := br.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			if len(long)+len(line) > MaxLine {
+				return ops, fmt.Errorf("history line %d is longer than %d bytes: not a history (one op a line)", lineNo, MaxLine)
+			}
+			long = append(long, line...)
+			line, err = br.ReadSlice('\n')
+		}
+		if long != nil {
+			line = append(long, line...)
+			long = nil
+		}
+		if len(line) > MaxLine {
+			return ops, fmt.Errorf("history line %d is longer than %d bytes: not a history (one op a line)", lineNo, MaxLine)
+		}
 		if len(line) == 0 && err == io.EOF {
 			return ops, nil
 		}
@@ -101,7 +122,7 @@ func Read(r io.Reader) ([]Op, error) {
 		}
 		var op Op
 		if derr := decodeOp(line, &op); derr != nil {
-			if !complete {
+			if !complete && cutShort(line, derr) {
 				return ops, fmt.Errorf("line %d: %w (%v)", lineNo, ErrTruncated, derr)
 			}
 			return ops, fmt.Errorf("history line %d: %w", lineNo, derr)
@@ -111,6 +132,14 @@ func Read(r io.Reader) ([]Op, error) {
 			return ops, nil
 		}
 	}
+}
+
+// cutShort reports whether line, which failed to decode with err, is the
+// beginning of a JSON object cut off by a crash, rather than something else
+// entirely (a file that is not a history).
+func cutShort(line []byte, err error) bool {
+	var se *json.SyntaxError
+	return line[0] == '{' && errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input")
 }
 
 func decodeOp(line []byte, op *Op) error {

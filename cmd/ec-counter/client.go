@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -31,8 +31,14 @@ func clientCommand() *cli.Command {
 			if _, _, err := net.SplitHostPort(c.String("server")); err != nil {
 				return usageError(fmt.Errorf("--server must be HOST:PORT: %w", err))
 			}
-			if c.Int("requests") < 1 || c.Float64("rate") < 0 || c.Duration("request-timeout") <= 0 {
-				return usageError(errors.New("--requests must be ≥ 1, --rate ≥ 0 and --request-timeout > 0"))
+			if n := c.Int("requests"); n < 1 || n > harness.MaxRequests {
+				return usageError(fmt.Errorf("--requests must be between 1 and %d, got %d", harness.MaxRequests, n))
+			}
+			if r := c.Float64("rate"); !(r == 0 || r >= harness.MinRate && r <= harness.MaxRate) {
+				return usageError(fmt.Errorf("--rate must be 0 (back to back) or between %g and %g, got %g", harness.MinRate, harness.MaxRate, r))
+			}
+			if d := c.Duration("request-timeout"); d <= 0 || d > 10*time.Minute {
+				return usageError(fmt.Errorf("--request-timeout must be between 1ns and 10m, got %s", d))
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
