@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +108,7 @@ type process struct {
 	log    *os.File
 	exited chan struct{} // closed when the process has exited
 	err    error         // the exit status, valid once exited is closed
+	killed atomic.Bool   // the harness SIGKILLed it (a kill fault)
 }
 
 // startProcess starts the node described by spec, appending its stderr and
@@ -141,39 +143,50 @@ func (p *process) running() bool {
 	}
 }
 
-// signal sends sig to the process if it still runs.
+// signal sends sig to the process's group if the process still runs: a
+// node started through a wrapper (sh -c '...') is the group's member too.
 func (p *process) signal(sig syscall.Signal) error {
 	select {
 	case <-p.exited:
 		return fmt.Errorf("node %s has exited: %v", p.spec.Name, p.err)
 	default:
 	}
-	return p.cmd.Process.Signal(sig)
+	return p.signalGroup(sig)
 }
 
-// stop asks the process to exit with SIGTERM, then SIGKILLs it after grace.
-// It returns once the process has exited.
-func (p *process) stop(grace time.Duration) (clean bool) {
+// signalGroup sends sig to every process of the node's group (each node
+// runs in a group of its own).
+func (p *process) signalGroup(sig syscall.Signal) error {
+	return syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+// stop asks the process group to exit with SIGTERM, then SIGKILLs it after
+// grace. It returns once the process has exited, having SIGKILLed whatever
+// was left of its group (a wrapper's children). exitedAlone is true when
+// the process had already ended on its own, before any signal.
+func (p *process) stop(grace time.Duration) (clean, exitedAlone bool) {
+	defer p.signalGroup(syscall.SIGKILL) // what a wrapper left behind
 	select {
 	case <-p.exited:
-		return p.err == nil
+		return p.err == nil, true
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a paused node cannot handle SIGTERM
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.signalGroup(syscall.SIGCONT) // a paused node cannot handle SIGTERM
+	_ = p.signalGroup(syscall.SIGTERM)
 	select {
 	case <-p.exited:
-		return p.err == nil
+		return p.err == nil, false
 	case <-time.After(grace):
 	}
-	_ = p.cmd.Process.Kill()
+	_ = p.signalGroup(syscall.SIGKILL)
 	<-p.exited
-	return false
+	return false, false
 }
 
-// kill SIGKILLs the process and waits for it to exit.
+// kill SIGKILLs the process group and waits for the process to exit.
 func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
+	p.killed.Store(true)
+	_ = p.signalGroup(syscall.SIGKILL)
 	<-p.exited
 }
 

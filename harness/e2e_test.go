@@ -458,3 +458,19 @@ func TestStandaloneClient(t *testing.T) {
 		t.Errorf("standalone client's history is not valid: %+v", res.Checks)
 	}
 }
+
+// TestWrappedNodesAreStopped runs each node through a shell wrapper that
+// outlives it: stopping a node must stop its whole process group, so no
+// node is left listening after the run, and the run is still valid.
+func TestWrappedNodesAreStopped(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	wrapped := `sh -c '{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}; echo wrapper done'`
+	code, out := runCLI(t, bin, "test", "--store", store, "--node-cmd", wrapped, "--requests", "20", "--rate", "50")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, out)
+	}
+	if pids := nodeProcesses(t, store); len(pids) > 0 {
+		t.Errorf("node processes left after the run: %v", pids)
+	}
+}

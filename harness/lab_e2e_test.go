@@ -158,9 +158,10 @@ func TestLabPartitionSplitsANodeThatKnowsNothing(t *testing.T) {
 }
 
 // TestKilledHarnessLeavesNoLab SIGKILLs the harness in the middle of a lab
-// partition: no node process, no network namespace of the lab (router or
-// host) may survive, no rule may appear in the namespace the harness was
-// started from, and the next run passes.
+// partition, its nodes started through a shell wrapper (so a node is not
+// the harness's own child): no node process, no network namespace of the
+// lab (router or host) may survive, no rule or mount may appear in the
+// namespace the harness was started from, and the next run passes.
 func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	labtest.Need(t)
@@ -169,7 +170,8 @@ func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	sched := filepath.Join(dir, "schedule.txt")
 	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
 	store := filepath.Join(dir, "store")
-	cmd := exec.Command(bin, "test", "--net", "lab", "--store", store, "--nemesis-schedule", sched)
+	wrapped := `sh -c '{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}; echo done'`
+	cmd := exec.Command(bin, "test", "--net", "lab", "--store", store, "--nemesis-schedule", sched, "--node-cmd", wrapped)
 	cmd.Env = labtest.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -178,8 +180,10 @@ func (c *cluster) start(ctx context.Context, timeout time.Duration) error {
 }
 
 // stop ends every node (SIGTERM, then SIGKILL after the grace period) and
-// releases the spawner. It returns the nodes that did not exit cleanly.
-func (c *cluster) stop() (unclean []string) {
+// releases the spawner. It returns the nodes that did not exit cleanly on
+// SIGTERM, and, apart, those that had already ended on their own with an
+// error, each described with its exit status and the end of its log.
+func (c *cluster) stop() (unclean, died []string) {
 	c.mu.Lock()
 	procs := make(map[string]*process, len(c.procs))
 	for k, v := range c.procs {
@@ -192,15 +196,46 @@ func (c *cluster) stop() (unclean []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !p.stop(c.grace) {
-				mu.Lock()
+			clean, alone := p.stop(c.grace)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case alone && !clean && !p.killed.Load():
+				died = append(died, fmt.Sprintf("%s exited on its own (%v); %s ends: %s", name, p.err, p.spec.LogPath, logTail(p.spec.LogPath, 3)))
+			case !clean && !alone:
 				unclean = append(unclean, name)
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	c.sp.Close()
 	c.http.CloseIdleConnections()
-	return unclean
+	sort.Strings(unclean)
+	sort.Strings(died)
+	return unclean, died
+}
+
+// logTail returns the last n lines of a log file, joined by " | ", each cut
+// to 200 bytes.
+func logTail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > 16<<10 {
+		f.Seek(-16<<10, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lines = lines[max(len(lines)-n, 0):]
+	for i, l := range lines {
+		if len(l) > 200 {
+			lines[i] = l[:200] + "..."
+		}
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return "(nothing)"
+	}
+	return strings.Join(lines, " | ")
 }

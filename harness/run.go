@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -225,10 +224,13 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 			return
 		}
 		stopped = true
-		if unclean := cl.stop(); len(unclean) > 0 {
-			sort.Strings(unclean)
+		unclean, died := cl.stop()
+		if len(unclean) > 0 {
 			r.rec.Unclean = unclean
 			r.logf("nodes that did not exit cleanly on SIGTERM: %s", strings.Join(unclean, ", "))
+		}
+		for _, d := range died {
+			r.logf("node %s", d)
 		}
 	}
 	defer stopCluster() // also on panic: never leave a node behind

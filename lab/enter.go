@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
+	"strconv"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -52,27 +52,39 @@ func (e *NotAvailableError) Error() string {
 
 func (e *NotAvailableError) Unwrap() error { return e.Err }
 
+// envLifeline names the descriptor by which the child Reexec starts learns
+// that its parent has died: the read end of a pipe whose only write end the
+// parent holds.
+const envLifeline = "EC_COUNTER_LAB_LIFELINE_FD"
+
 // Reexec runs this program again, with the same arguments, environment and
-// standard streams, in a new network namespace, and as an unprivileged
-// user also in a new user namespace in which it is root (files it creates
-// belong to the caller). The child dies with this process (SIGKILL on its
-// death), so every namespace, link and rule it creates is removed by the
-// kernel whatever happens; SIGINT, SIGTERM and SIGHUP are passed on to it.
-// Reexec returns the child's exit code (255 if a signal ended it), or a
-// *NotAvailableError if the namespaces could not be created.
+// standard streams, in a new network namespace and PID namespace, and as an
+// unprivileged user also in a new user namespace in which it is root (files
+// it creates belong to the caller). The child is the first process of its
+// PID namespace, so when it exits the kernel kills every process left in
+// it, a node's wrapper's children included; and it exits as soon as this
+// process dies (Init watches a pipe whose write end only this process
+// holds), so every process, namespace, link and rule of the run is removed
+// by the kernel whatever happens, SIGKILL included. SIGINT, SIGTERM and
+// SIGHUP are passed on to the child. Reexec returns the child's exit code
+// (255 if a signal ended it), or a *NotAvailableError if the namespaces
+// could not be created.
 func Reexec() (int, error) {
 	outer, err := netnsID()
 	if err != nil {
 		return 0, &NotAvailableError{Err: err}
 	}
+	lifeline, hold, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer hold.Close()
 	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(withoutInsideMarker(nil), envInside+"="+outer)
-	attr := &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNET,
-		Pdeathsig:  syscall.SIGKILL,
-	}
+	cmd.ExtraFiles = []*os.File{lifeline} // descriptor 3
+	cmd.Env = append(withoutInsideMarker(nil), envInside+"="+outer, envLifeline+"=3")
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID}
 	if os.Geteuid() != 0 {
 		attr.Cloneflags |= syscall.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
@@ -84,12 +96,9 @@ func Reexec() (int, error) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-
-	// The parent-death signal fires when the thread that forked the child
-	// exits: keep this one until the child is gone.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	lifeline.Close()
+	if err != nil {
 		return 0, &NotAvailableError{Err: err}
 	}
 	done := make(chan struct{})
@@ -118,12 +127,34 @@ func Reexec() (int, error) {
 	return 255, fmt.Errorf("wait for the harness in its namespace: %w", err)
 }
 
-// Init prepares the namespace Reexec made: it brings up loopback (so the
-// loopback network works in it too) and turns IP forwarding on, so that
-// this namespace routes between the lab's hosts. It refuses to run outside.
+// watchLifeline exits this process when the process that ran Reexec dies:
+// its pipe's write end closes and the read end sees end of file.
+func watchLifeline() error {
+	fd, err := strconv.Atoi(os.Getenv(envLifeline))
+	if err != nil {
+		return fmt.Errorf("lab: no lifeline to the parent (%s): %w", envLifeline, err)
+	}
+	syscall.CloseOnExec(fd) // nodes need not hold it
+	f := os.NewFile(uintptr(fd), "lifeline")
+	go func() {
+		var b [1]byte
+		f.Read(b[:]) // returns only when the parent is gone
+		fmt.Fprintln(os.Stderr, "ec-counter: the parent process died; stopping (the kernel ends every node)")
+		os.Exit(255)
+	}()
+	return nil
+}
+
+// Init prepares the namespace Reexec made: it makes this process exit when
+// the one that ran Reexec dies, brings up loopback (so the loopback network
+// works in it too) and turns IP forwarding on, so that this namespace
+// routes between the lab's hosts. Call it once; it refuses to run outside.
 func Init() error {
 	if !Inside() {
 		return errors.New("lab: Init outside the namespace Reexec makes")
+	}
+	if err := watchLifeline(); err != nil {
+		return err
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {

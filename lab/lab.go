@@ -172,10 +172,20 @@ func prefix(a netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: net.IP(b[:]), Mask: net.CIDRMask(24, 32)}
 }
 
+// threadNetns names the network namespace of the calling thread. Unlike
+// /proc/self/task/TID, it resolves correctly in a PID namespace of our own
+// (Reexec makes one) while /proc still belongs to the parent's.
+const threadNetns = "/proc/thread-self/ns/net"
+
 // configureHost sets up the inside of a host's namespace: loopback up, the
 // veth renamed eth0 with the host's address, a default route via the router.
 func configureHost(h *Host, peer string) error {
-	nh, err := netlink.NewHandleAt(netns.NsHandle(int(h.ns.Fd())))
+	router, err := os.Open(threadNetns)
+	if err != nil {
+		return err
+	}
+	defer router.Close()
+	nh, err := netlink.NewHandleAtFrom(netns.NsHandle(int(h.ns.Fd())), netns.NsHandle(int(router.Fd())))
 	if err != nil {
 		return fmt.Errorf("netlink in host namespace: %w", err)
 	}
@@ -217,7 +227,7 @@ func newNetns() (*os.File, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		home, err := os.Open(threadNetns)
 		if err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: err}
@@ -229,7 +239,7 @@ func newNetns() (*os.File, error) {
 			ch <- result{err: err}
 			return
 		}
-		f, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		f, err := os.Open(threadNetns)
 		if serr := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); serr != nil {
 			// Leave the thread locked: it exits with this goroutine
 			// rather than serve others from the wrong namespace.

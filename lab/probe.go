@@ -126,7 +126,7 @@ func inNetns(ns *os.File, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		home, err := os.Open(threadNetns)
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- err

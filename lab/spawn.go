@@ -36,7 +36,7 @@ func NewSpawner() *Spawner {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		defer close(s.done)
-		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		home, err := os.Open(threadNetns)
 		close(ready)
 		if home != nil {
 			defer home.Close()
@@ -101,15 +101,15 @@ func (s *Spawner) Close() {
 func OutsideEnv() []string { return withoutInsideMarker(nil) }
 
 // withoutInsideMarker returns env (nil: this process's environment) without
-// the marker that tells a process it runs inside the lab's namespace: a node
-// runs in a host's namespace, not the harness's.
+// the marker that tells a process it runs inside the lab's namespace, and
+// its lifeline: a node runs in a host's namespace, not the harness's.
 func withoutInsideMarker(env []string) []string {
 	if env == nil {
 		env = os.Environ()
 	}
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, envInside+"=") {
+		if !strings.HasPrefix(kv, envInside+"=") && !strings.HasPrefix(kv, envLifeline+"=") {
 			out = append(out, kv)
 		}
 	}
