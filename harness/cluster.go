@@ -237,7 +237,9 @@ func waitReady(ctx context.Context, c *http.Client, p *process, wantMembers int)
 		case <-p.exited:
 			return fmt.Errorf("node %s exited during start-up (%v); see %s", p.spec.Name, p.err, p.spec.LogPath)
 		case <-ctx.Done():
-			return fmt.Errorf("node %s not ready: %v", p.spec.Name, last)
+			// Wrap ctx's error, so that an interrupted start-up reads as
+			// interrupted (context.Canceled), a slow one as a timeout.
+			return fmt.Errorf("node %s not ready (%w): %v", p.spec.Name, ctx.Err(), last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

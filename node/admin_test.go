@@ -58,6 +58,8 @@ func TestAdminRejectsBadFaultSets(t *testing.T) {
 		`{"links": []}`,
 		`{"links": {}} {}`,
 		`{"links": {}, "extra": 1}`,
+		`{"links": {"127.0.0.12:7946": {"in": {"drop": true}}}, "links": {}}`,
+		`{"links": {"127.0.0.12:7946": {"in": {"drop": true, "drop": false}}}}`,
 		`{"links": {"127.0.0.12": {}}}`,
 		`{"links": {"localhost:7946": {}}}`,
 		`{"links": {"127.0.0.12:7946": {"sideways": {}}}}`,

@@ -13,9 +13,12 @@ import (
 	"github.com/ec-counter/ec-counter/api"
 )
 
-// parseFaultSet decodes and validates a fault set strictly: unknown fields,
-// trailing data, bad addresses and out-of-range numbers are errors.
+// parseFaultSet decodes and validates a fault set strictly: duplicate keys,
+// unknown fields, trailing data, bad addresses and out-of-range numbers are errors.
 func parseFaultSet(body []byte) (*faultTable, error) {
+	if err := checkDuplicateKeys(body); err != nil {
+		return nil, fmt.Errorf("invalid fault set: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var fs *api.FaultSet

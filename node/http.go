@@ -81,6 +81,9 @@ func readSetBody(w http.ResponseWriter, r *http.Request) (int64, error) {
 		}
 		return 0, fmt.Errorf("reading request body: %w", err)
 	}
+	if err := checkDuplicateKeys(body); err != nil {
+		return 0, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var req any

@@ -25,6 +25,8 @@ func TestSetBadRequests(t *testing.T) {
 		`{"value": 57`,
 		`{"value": 57} x`,
 		`{"value": 57}{"value": 58}`,
+		`{"value": 50, "value": 40}`,
+		`{"value": 50, "pad": {"a": 1, "a": 2}}`,
 		`{}`,
 		`null`,
 		`57`,
