@@ -59,36 +59,39 @@ func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {
 }
 
 // splitWords splits s into words like a POSIX shell would, without any
-// expansion other than quote removal.
+// expansion other than quote removal. It works on bytes, since every
+// character of the syntax is ASCII, so words keep bytes that are not UTF-8
+// (a path in another encoding) unchanged.
 func splitWords(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
 	inWord := false
-	var quote rune
+	var quote byte
 	escaped := false
-	for _, r := range s {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
 		switch {
 		case escaped:
-			cur.WriteRune(r)
+			cur.WriteByte(b)
 			escaped = false
-		case r == '\\' && quote != '\'':
+		case b == '\\' && quote != '\'':
 			escaped, inWord = true, true
 		case quote != 0:
-			if r == quote {
+			if b == quote {
 				quote = 0
 			} else {
-				cur.WriteRune(r)
+				cur.WriteByte(b)
 			}
-		case r == '\'' || r == '"':
-			quote, inWord = r, true
-		case r == ' ' || r == '\t' || r == '\n':
+		case b == '\'' || b == '"':
+			quote, inWord = b, true
+		case b == ' ' || b == '\t' || b == '\n':
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()
 				inWord = false
 			}
 		default:
-			cur.WriteRune(r)
+			cur.WriteByte(b)
 			inWord = true
 		}
 	}

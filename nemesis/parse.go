@@ -75,8 +75,11 @@ func (p *parser) step(fields []string, prev time.Duration) (st Step, ok bool, er
 		return st, false, fmt.Errorf("want a time and an action, like \"2s kill n1\", got %q", strings.Join(fields, " "))
 	}
 	at, err := time.ParseDuration(fields[0])
-	if err != nil || at < 0 {
-		return st, false, fmt.Errorf("bad time %q: want a duration from the start, like 0s, 1.5s, 500ms or 1m30s", fields[0])
+	if err != nil || at < 0 || at > maxScheduleTime {
+		return st, false, fmt.Errorf("bad time %q: want a duration from the start, like 0s, 1.5s, 500ms or 1m30s, at most %s", fields[0], maxScheduleTime)
+	}
+	if at%time.Millisecond != 0 {
+		return st, false, fmt.Errorf("time %q: steps are timed in whole milliseconds", fields[0])
 	}
 	if at < prev {
 		return st, false, fmt.Errorf("time %s goes backwards: the step before is at %s", at, prev)
@@ -221,11 +224,17 @@ func (p *parser) link(args []string) (LinkFault, []string, error) {
 // parseDelay parses a delay in whole milliseconds.
 func parseDelay(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("bad duration %q: want e.g. 200ms or 1s", s)
+	if err != nil || d < 0 || d > maxDelay {
+		return 0, fmt.Errorf("bad duration %q: want e.g. 200ms or 1s, at most %s", s, maxDelay)
 	}
-	return d.Round(time.Millisecond), nil
+	if d%time.Millisecond != 0 {
+		return 0, fmt.Errorf("duration %q: delays are whole milliseconds", s)
+	}
+	return d, nil
 }
+
+// maxScheduleTime bounds a step's offset: a day.
+const maxScheduleTime = 24 * time.Hour
 
 // parseLoss parses a probability given as a percentage ("10%") or a
 // fraction ("0.1").

@@ -180,7 +180,7 @@ func generate(seed uint64, gens []string, interval, duration time.Duration, node
 	// run with at least as many windows as kinds injects every one.
 	var round []int
 	// A short warm-up lets the clients start before the first fault.
-	for start := span() / 4; start < duration; {
+	for start := (span() / 4).Round(time.Millisecond); start < duration; {
 		length := span()
 		stop := min(start+length, duration)
 		if len(round) == 0 {

@@ -6,6 +6,7 @@ package labtest
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/ec-counter/ec-counter/lab"
@@ -22,6 +23,11 @@ const EnvRequire = "EC_COUNTER_REQUIRE_LAB"
 // again there and Main exits with its code. Where that is impossible, the
 // tests run here and Need skips (or fails) the tests that need the lab.
 func Main(m *testing.M) int {
+	if fuzzing() {
+		// The fuzzer talks to its workers over inherited descriptors that a
+		// re-executed binary would not keep: fuzz here, without the lab.
+		os.Setenv(envOutside, "fuzzing")
+	}
 	if !lab.Inside() && os.Getenv(envOutside) == "" {
 		code, err := lab.Reexec()
 		if err == nil {
@@ -57,3 +63,14 @@ func Need(t testing.TB) {
 // child that must make its own namespace (an ec-counter command a test
 // runs).
 func Env() []string { return lab.OutsideEnv() }
+
+// fuzzing reports whether the test binary runs a fuzz target or is one of
+// the fuzzer's workers.
+func fuzzing() bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-test.fuzz") {
+			return true
+		}
+	}
+	return false
+}
