@@ -29,6 +29,7 @@ type Outcome struct {
 	Replay  string         // the command that replays this run
 	Timings Timings
 	Nemesis string // what the nemesis did; empty without faults
+	Report  string // the report's path; empty if it could not be written
 }
 
 // Timings splits a run's wall time into its phases.
@@ -140,8 +141,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 		err = werr
 	}
 	// Crashed and interrupted runs get a report too: it shows what there is.
-	if rerr := report.Write(run.Dir); rerr != nil {
-		fmt.Fprintf(out, "could not write %s: %v\n", report.File, rerr)
+	if !r.reported {
+		if rerr := report.Write(run.Dir); rerr != nil {
+			fmt.Fprintf(out, "could not write %s: %v\n", report.File, rerr)
+		}
 	}
 	return o, err
 }
@@ -155,6 +158,7 @@ type runner struct {
 	mu    sync.Mutex // guards out
 
 	nemesisStats string // what the nemesis did, for the summary
+	reported     bool   // the report was attempted at the end of execute
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -185,6 +189,10 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		return nil, err
 	}
 	r.rec.Schedule = sched.String()
+	if late := lateSteps(sched, cfg.expectedClientPhase()); len(late) > 0 {
+		r.logf("nemesis: %d steps of the schedule come after the client phase (about %s) and will not run, from: %s",
+			len(late), cfg.expectedClientPhase().Round(time.Millisecond), late[0])
+	}
 	if cfg.NemesisSchedule == "" {
 		if unused := nemesis.Unused(cfg.Nemesis, sched); len(unused) > 0 {
 			r.rec.NemesisUnused = unused
@@ -337,10 +345,33 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	r.rec.Valid = &res.Valid
 
 	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
+	// The record and the report before the summary, which names the report
+	// only if it was written (a full disk, say).
+	r.rec.End = time.Now().UTC()
+	if err := r.writeRecord(); err != nil {
+		return nil, err
+	}
+	if err := report.Write(r.run.Dir); err != nil {
+		r.logf("could not write %s: %v", report.File, err)
+	} else {
+		o.Report = filepath.Join(r.run.Dir, report.File)
+	}
+	r.reported = true
 	r.mu.Lock()
 	printSummary(r.out, o)
 	r.mu.Unlock()
 	return o, nil
+}
+
+// lateSteps returns the steps of s timed at or after the client phase's
+// expected end: the nemesis stops when the clients do, so they never run.
+func lateSteps(s nemesis.Schedule, phase time.Duration) []nemesis.Step {
+	for i, st := range s {
+		if st.At >= phase {
+			return s[i:]
+		}
+	}
+	return nil
 }
 
 // setUpNetwork prepares where the nodes run: in the lab, it builds one
@@ -503,7 +534,9 @@ func printSummary(w io.Writer, o *Outcome) {
 		o.Timings.Convergence.Round(time.Millisecond), o.Timings.Checking.Round(time.Millisecond),
 		o.Timings.Total.Round(time.Millisecond))
 	fmt.Fprintf(w, "stored:  %s\n", o.Dir)
-	fmt.Fprintf(w, "report:  %s\n", filepath.Join(o.Dir, report.File))
+	if o.Report != "" {
+		fmt.Fprintf(w, "report:  %s\n", o.Report)
+	}
 	fmt.Fprintf(w, "replay:  %s\n", o.Replay)
 	fmt.Fprintf(w, "verdict: %s\n", verdictWord(o.Result.Valid))
 }

@@ -9,9 +9,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/nemesis"
 )
 
 func TestPlanRequestsIsSeededAndUnique(t *testing.T) {
@@ -216,5 +218,18 @@ func TestPlanningNeverLoops(t *testing.T) {
 			}
 			seen[r.Value] = true
 		}
+	}
+}
+
+func TestLateSteps(t *testing.T) {
+	s, err := nemesis.ParseSchedule(strings.NewReader("1s kill n1\n5s restart n1\n30s kill n2\n31s restart n2\n"), nodeNames(3), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late := lateSteps(s, 10*time.Second); len(late) != 2 || late[0].At != 30*time.Second {
+		t.Errorf("late steps %v, want the two at 30s and 31s", late)
+	}
+	if late := lateSteps(s, time.Minute); len(late) != 0 {
+		t.Errorf("late steps %v, want none", late)
 	}
 }

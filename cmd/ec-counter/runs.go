@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -172,6 +173,7 @@ func serveCommand() *cli.Command {
 		Flags: []cli.Flag{
 			storeFlag(),
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` to listen on"},
+			&cli.StringSliceFlag{Name: "allow-host", Usage: "also answer requests for host `NAME` (IP addresses and localhost always are; other names are refused, against DNS rebinding)"},
 		},
 		Action: func(c *cli.Context) error {
 			if args, err := positional(c); err != nil || len(args) > 0 {
@@ -181,13 +183,19 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ln, err := net.Listen("tcp", c.String("addr"))
+			addr := c.String("addr")
+			if _, port, err := net.SplitHostPort(addr); err != nil {
+				return usageError(fmt.Errorf("--addr %q: want HOST:PORT, like 127.0.0.1:8080: %v", addr, err))
+			} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+				return usageError(fmt.Errorf("--addr %q: port %q is not a number from 0 to 65535", addr, port))
+			}
+			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return harnessFailure(err)
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv := &http.Server{Handler: report.Handler(store), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: report.GuardHosts(report.Handler(store), c.StringSlice("allow-host")...), ReadHeaderTimeout: 10 * time.Second}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
 			fmt.Printf("serving the runs of %s at http://%s/ (Ctrl-C to stop)\n", store, ln.Addr())

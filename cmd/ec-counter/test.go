@@ -124,8 +124,16 @@ func exitWith(code int) error {
 // and exits with the campaign's code.
 func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error {
 	count := c.Int("test-count")
-	if count < 1 {
-		return usageError(fmt.Errorf("--test-count must be at least 1, got %d", count))
+	if count < 1 || count > 100_000 {
+		return usageError(fmt.Errorf("--test-count must be between 1 and 100000, got %d", count))
+	}
+	if path := c.String("junit"); path != "" {
+		// Fail now, not after the whole campaign.
+		f, err := os.Create(path)
+		if err != nil {
+			return usageError(fmt.Errorf("--junit: %w", err))
+		}
+		f.Close()
 	}
 	runs, err := harness.Campaign(ctx, cfg, count, os.Stdout, isTerminal(os.Stdout))
 	fmt.Println()

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -243,4 +245,27 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// GuardHosts wraps h to answer only requests whose Host header is an IP
+// address, "localhost", or one of names: a page on another site cannot
+// then read the store through a DNS name rebound to this machine (DNS
+// rebinding). Others get 421 Misdirected Request.
+func GuardHosts(h http.Handler, names ...string) http.Handler {
+	allowed := map[string]bool{"localhost": true}
+	for _, n := range names {
+		allowed[strings.ToLower(n)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hn, _, err := net.SplitHostPort(host); err == nil {
+			host = hn
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if _, err := netip.ParseAddr(host); err != nil && !allowed[host] {
+			http.Error(w, fmt.Sprintf("host %q is not served here; name it with ec-counter serve --allow-host", host), http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

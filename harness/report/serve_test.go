@@ -201,3 +201,27 @@ func TestHandlerIndexOf100RunsIsFast(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardHostsRefusesRebinding: only IP literals, localhost and the
+// names allowed reach the store.
+func TestGuardHostsRefusesRebinding(t *testing.T) {
+	h := GuardHosts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }), "ci.example")
+	for host, want := range map[string]int{
+		"127.0.0.1:8080":        200,
+		"[::1]:8080":            200,
+		"10.0.0.5":              200,
+		"localhost:8080":        200,
+		"LOCALHOST":             200,
+		"ci.example:8080":       200,
+		"evil.example:8080":     http.StatusMisdirectedRequest,
+		"127.0.0.1.nip.io:8080": http.StatusMisdirectedRequest,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("Host %s: %d, want %d", host, w.Code, want)
+		}
+	}
+}

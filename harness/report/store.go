@@ -16,6 +16,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
@@ -336,7 +337,25 @@ func WriteTable(w io.Writer, runs []RunSummary) error {
 		if r.Bug != "" {
 			nem += " bug=" + r.Bug
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Name, t, seed, nem, verdict, r.Ops, r.Dir)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", clip(r.Name), t, seed, clip(nem), clip(verdict), r.Ops, clip(r.Dir))
 	}
 	return tw.Flush()
+}
+
+// maxCell bounds what a table cell prints: run.json is the user's file, and
+// a field of megabytes must not flood the terminal.
+const maxCell = 80
+
+// clip cuts s to maxCell bytes (at a character boundary) with an ellipsis,
+// and shows control characters escaped.
+func clip(s string) string {
+	s = strings.Trim(strconv.Quote(s), `"`)
+	if len(s) <= maxCell {
+		return s
+	}
+	cut := maxCell - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

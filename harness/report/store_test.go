@@ -176,3 +176,17 @@ func TestNaturalCompare(t *testing.T) {
 		t.Errorf("sorted %q, want %q", names, want)
 	}
 }
+
+func TestWriteTableBoundsCells(t *testing.T) {
+	var b strings.Builder
+	huge := strings.Repeat("x", 20<<20)
+	if err := WriteTable(&b, []RunSummary{{Name: huge, Verdict: "valid\x1b[2J", Dir: "d"}}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() > 1000 {
+		t.Errorf("a run with a 20 MB name printed %d bytes", b.Len())
+	}
+	if strings.Contains(b.String(), "\x1b") {
+		t.Error("a control character reached the terminal")
+	}
+}
