@@ -19,7 +19,10 @@ const (
 	exitCrashed = 255
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run runs the command line in os.Args and returns the exit code.
+func run() int {
 	app := &cli.App{
 		Name:                 "ec-counter",
 		Usage:                "fault-injection test harness for an eventually-consistent max counter",
@@ -42,8 +45,7 @@ func main() {
 			return usageError(err)
 		},
 	}
-	err := app.Run(os.Args)
-	os.Exit(exitCode(err))
+	return exitCode(app.Run(os.Args))
 }
 
 // usageError marks err as bad usage (exit 254).
