@@ -474,3 +474,54 @@ func TestWrappedNodesAreStopped(t *testing.T) {
 		t.Errorf("node processes left after the run: %v", pids)
 	}
 }
+
+// TestNodeThatExitsSaysSo: a node command that exits at once is reported
+// as having exited on its own, with its status, not as a node that ignored
+// SIGTERM.
+func TestNodeThatExitsSaysSo(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	store := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", store, "--node-cmd", "/bin/false")
+	if code != 255 || !strings.Contains(out, "exited on its own (exit status 1)") || strings.Contains(out, "did not exit cleanly") {
+		t.Errorf("exit %d, want 255 and the node's own exit:\n%s", code, out)
+	}
+}
+
+// TestInterruptsEndEveryPhase sends SIGINT during start-up (nodes that
+// never become ready) and during the planning and first requests of the
+// largest run allowed: each ends within 5 s, as interrupted (255).
+func TestInterruptsEndEveryPhase(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"start-up", []string{"--node-cmd", "sleep 100"}, "interrupted"},
+		{"a huge run", []string{"--clients", "10", "--requests", "1000000", "--rate", "0"}, "interrupted"},
+	} {
+		store := filepath.Join(t.TempDir(), "store")
+		cmd := exec.Command(bin, append([]string{"test", "--store", store}, tc.args...)...)
+		cmd.Env = labtest.Env()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		took := time.Since(start)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 255 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s: %v, want exit 255 saying %q:\n%s", tc.name, err, tc.want, out.String())
+		}
+		if took > 5*time.Second {
+			t.Errorf("%s: SIGINT took %s to end the run, want under 5 s", tc.name, took)
+		}
+		if pids := nodeProcesses(t, store); len(pids) > 0 {
+			t.Errorf("%s: node processes left: %v", tc.name, pids)
+		}
+	}
+}
