@@ -233,3 +233,53 @@ func TestLateSteps(t *testing.T) {
 		t.Errorf("late steps %v, want none", late)
 	}
 }
+
+// TestServerErrorsAreRecordedAsUnknown: a set the node answers with 500
+// (its disk is full, say) may or may not have been applied: info, and the
+// client goes on as a new process; a get is a fail; a 400 set is a fail.
+func TestServerErrorsAreRecordedAsUnknown(t *testing.T) {
+	status := http.StatusInternalServerError
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		w.Write([]byte(`{"error":"write state: no space left on device"}`))
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		status int
+		f      string
+		want   histories.Type
+	}{
+		{http.StatusInternalServerError, histories.FSet, histories.Info},
+		{http.StatusInternalServerError, histories.FGet, histories.Fail},
+		{http.StatusBadRequest, histories.FSet, histories.Fail},
+	} {
+		status = tc.status
+		var buf strings.Builder
+		rec := &recorder{w: histories.NewWriter(&buf, time.Now())}
+		rec.next.Store(1)
+		c := &clientRun{node: "n1", api: newCounterClient(strings.TrimPrefix(srv.URL, "http://")),
+			reqs: []request{{F: tc.f, Value: 5}}, timeout: time.Second}
+		if err := c.run(t.Context(), rec, 0); err != nil {
+			t.Fatal(err)
+		}
+		c.api.close()
+		ops, err := histories.Read(strings.NewReader(buf.String()))
+		if err != nil || len(ops) != 2 {
+			t.Fatalf("history %q: %v", buf.String(), err)
+		}
+		if ops[1].Type != tc.want || !strings.Contains(ops[1].Error, "no space left") {
+			t.Errorf("HTTP %d on a %s: recorded %s %q, want %s", tc.status, tc.f, ops[1].Type, ops[1].Error, tc.want)
+		}
+	}
+}
+
+// TestSummaryNamesTheReportOnlyIfWritten: with a full disk the report is
+// not written, and the summary does not point at it.
+func TestSummaryNamesTheReportOnlyIfWritten(t *testing.T) {
+	var with, without strings.Builder
+	printSummary(&with, &Outcome{Dir: "d", Report: "d/report.html"})
+	printSummary(&without, &Outcome{Dir: "d"})
+	if !strings.Contains(with.String(), "report:  d/report.html") || strings.Contains(without.String(), "report:") {
+		t.Errorf("with a report:\n%s\nwithout:\n%s", with.String(), without.String())
+	}
+}
