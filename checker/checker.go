@@ -1,4 +1,4 @@
-// Package checker decides whether an ec-counter history is valid (DESIGN §4).
+// Package checker decides whether an ec-counter history is valid (README "Checks").
 //
 // Check runs five checks over a history and returns a Result, which encodes
 // as the run's results.json:
@@ -128,7 +128,7 @@ func malformed(ops []histories.Op, err error) Result {
 		Check:    checkHistory,
 		Message:  "The history cannot be checked: " + err.Error() + ".",
 		Ops:      []OpRef{},
-		Expected: "a well-formed history (DESIGN §3.4)",
+		Expected: "a well-formed history (README, \"Histories\")",
 	}
 	if he, ok := err.(*historyError); ok && he.pos >= 0 && he.pos < len(ops) {
 		h := &history{ops: ops}

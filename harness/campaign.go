@@ -85,7 +85,7 @@ func tally(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// CampaignExitCode is DESIGN §3.6's campaign code: 255 if any run crashed,
+// CampaignExitCode is the campaign's code (README "Exit codes"): 255 if any run crashed,
 // else 1 if any was invalid, else 2 if any was unknown, else 0.
 func CampaignExitCode(runs []CampaignRun) int {
 	code := 0

@@ -617,7 +617,7 @@ func writeFileSync(path string, b []byte) error {
 	return nil
 }
 
-// ExitCode maps a verdict to the exit code of DESIGN §3.6.
+// ExitCode maps a verdict to the exit code of README "Exit codes".
 func ExitCode(v checker.Validity) int {
 	switch v {
 	case checker.Valid:

@@ -16,7 +16,7 @@ import (
 // Type is an operation's type: invoke, or one of the three completions.
 type Type string
 
-// The operation types of DESIGN §3.4.
+// The operation types of README "Histories".
 const (
 	Invoke Type = "invoke" // a request was sent
 	OK     Type = "ok"     // it definitely happened

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The files of a run directory (DESIGN §3.5).
+// The files of a run directory (README "Store layout").
 const (
 	RunFile     = "run.json"
 	HistoryFile = "history.jsonl"

@@ -14,11 +14,11 @@ import (
 
 // Request body limits.
 const (
-	maxSetBody    = 4 << 10  // POST /v1/counter, DESIGN §3.2
+	maxSetBody    = 4 << 10  // POST /v1/counter, README "ec-counter node"
 	maxFaultsBody = 64 << 10 // PUT /v1/admin/faults
 )
 
-// serveHTTP serves the API of DESIGN §3.2 and §3.3.
+// serveHTTP serves the API of README "ec-counter node" and "Admin API".
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v1/counter":

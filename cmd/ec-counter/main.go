@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Exit codes of DESIGN §3.6.
+// Exit codes of README "Exit codes".
 const (
 	exitValid   = 0
 	exitInvalid = 1

@@ -198,7 +198,7 @@ func newView(r *Run) *view {
 	return v
 }
 
-// checkRows lists each check's verdict, in the order of DESIGN §4.
+// checkRows lists each check's verdict, in the order of README "Checks".
 func checkRows(res *checker.Result) []checkRow {
 	c := &res.Checks
 	row := func(name string, v checker.Verdict) checkRow {

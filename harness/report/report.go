@@ -29,7 +29,7 @@ const File = "report.html"
 // per-server linearizability violation, when the run had one.
 const linearFile = "linear.html"
 
-// RunInfo is what a report uses of a run's run.json (DESIGN §3.5). Unknown
+// RunInfo is what a report uses of a run's run.json (README "Store layout"). Unknown
 // fields are ignored, so older and newer harnesses' records both load.
 type RunInfo struct {
 	Name    string          `json:"name"`

@@ -241,7 +241,7 @@ func TestNemesisWindows(t *testing.T) {
 	}
 }
 
-// TestNemesisValues reads the values the nemesis records (DESIGN §3.4): a
+// TestNemesisValues reads the values the nemesis records (README "Histories"): a
 // bare grudge, a link fault, a bare node list; problems in the op's error.
 func TestNemesisValues(t *testing.T) {
 	nem := func(i int64, f, v, err string) histories.Op {

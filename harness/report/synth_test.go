@@ -92,7 +92,7 @@ func (s synth) history() []histories.Op {
 	faultOn := false
 	step := 0
 	var faultNode int
-	var faultValue any // the value of the fault's start op, and of its stop op (DESIGN §3.4)
+	var faultValue any // the value of the fault's start op, and of its stop op (README "Histories")
 	nemesis := func(now int64) {
 		if !s.faults {
 			return
