@@ -24,7 +24,7 @@ type request struct {
 	Value int64  // the set's argument
 }
 
-// The workloads' set values (Config.Values, README "Workload").
+// The workloads' set values (Config.Values, README "The workload").
 const (
 	// ValuesBoundaries climbs from small values across the integer widths
 	// where implementations break: 2^31, 2^32 and 2^53.

@@ -37,7 +37,8 @@ var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 // expandTemplate splits a command template into words (single and double
 // quotes and backslashes as in a shell) and substitutes the placeholders of
-// README "Testing your own implementation" in each word. An unknown {placeholder} is an error, so a typo
+// README "Testing your own implementation" in each word. An unknown
+// {placeholder} is an error, so a typo
 // does not reach the node as a literal.
 func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {
 	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {

@@ -55,7 +55,7 @@ type Config struct {
 	Net string `json:"net"`
 }
 
-// The networks a run can use (README "Networks").
+// The networks a run can use (README "Networks: the lab and loopback").
 const (
 	NetAuto     = "auto"     // the lab where it can be built, else loopback
 	NetLab      = "lab"      // every node in a network namespace; faults by the kernel
