@@ -95,6 +95,9 @@ func Build(ctx context.Context, names []string) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
+	if err := l.waitLinksUp(ctx); err != nil {
+		return nil, err
+	}
 	if l.rules, err = newRuleset(l.id, l.hosts); err != nil {
 		return nil, err
 	}
@@ -213,6 +216,45 @@ func configureHost(h *Host, peer string) error {
 	gw := h.Router.As4()
 	if err := nh.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw[:]}); err != nil {
 		return fmt.Errorf("default route: %w", err)
+	}
+	return nil
+}
+
+// waitLinksUp waits until both ends of every host's link are
+// operationally up. The kernel turns a veth's carrier on, and attaches its
+// queueing discipline, asynchronously (its link-watch work may take up to
+// a second); until then every packet sent through the link is dropped, so
+// a lab used at once would lose its first packets, or all of them.
+func (l *Lab) waitLinksUp(ctx context.Context) error {
+	router, err := os.Open(threadNetns)
+	if err != nil {
+		return err
+	}
+	defer router.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, h := range l.hosts {
+		nh, err := netlink.NewHandleAtFrom(netns.NsHandle(int(h.ns.Fd())), netns.NsHandle(int(router.Fd())))
+		if err != nil {
+			return fmt.Errorf("lab: host %s: %w", h.Name, err)
+		}
+		up := func() bool {
+			r, err1 := netlink.LinkByName(h.link)
+			e, err2 := nh.LinkByName("eth0")
+			return err1 == nil && err2 == nil &&
+				r.Attrs().OperState == netlink.OperUp && e.Attrs().OperState == netlink.OperUp
+		}
+		for !up() {
+			if time.Now().After(deadline) {
+				nh.Close()
+				return fmt.Errorf("lab: host %s: its link did not come up within 5 s", h.Name)
+			}
+			if err := ctx.Err(); err != nil {
+				nh.Close()
+				return err
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		nh.Close()
 	}
 	return nil
 }
