@@ -99,6 +99,41 @@ type OpRef struct {
 	Current *int64            `json:"current,omitempty"`
 }
 
+// NamedVerdict is one check's verdict under its name in results.json.
+type NamedVerdict struct {
+	Name string
+	Verdict
+}
+
+// Verdicts returns every check's verdict in the order the checks run and
+// are reported (README "Checks"): the one list of the checks, which every
+// caller that shows or counts them iterates.
+func (r *Result) Verdicts() []NamedVerdict {
+	ptrs := r.Checks.verdicts()
+	out := make([]NamedVerdict, len(ptrs))
+	for i, p := range ptrs {
+		out[i] = NamedVerdict{Name: p.name, Verdict: *p.v}
+	}
+	return out
+}
+
+// namedVerdict points at one check's verdict in a Checks.
+type namedVerdict struct {
+	name string
+	v    *Verdict
+}
+
+// verdicts lists the checks, in order, with their verdicts to fill in.
+func (c *Checks) verdicts() []namedVerdict {
+	return []namedVerdict{
+		{checkThinAir, &c.ThinAir.Verdict},
+		{checkLinearizable, &c.Linearizable.Verdict},
+		{checkSession, &c.Session.Verdict},
+		{checkConvergence, &c.Convergence.Verdict},
+		{checkStats, &c.Stats.Verdict},
+	}
+}
+
 // Check runs every check over ops. It never fails: a history that cannot be
 // checked (see Validate) gives an Unknown result whose anomaly says why.
 func Check(ops []histories.Op) Result {
@@ -113,8 +148,11 @@ func Check(ops []histories.Op) Result {
 	r.Checks.Session, found[2] = sessions(h)
 	r.Checks.Convergence, found[3] = convergence(h)
 	r.Checks.Stats, found[4] = statistics(h)
-	r.Valid = combine(r.Checks.ThinAir.Valid, r.Checks.Linearizable.Valid, r.Checks.Session.Valid,
-		r.Checks.Convergence.Valid, r.Checks.Stats.Valid)
+	var vs []Validity
+	for _, v := range r.Verdicts() {
+		vs = append(vs, v.Valid)
+	}
+	r.Valid = combine(vs...)
 	r.Anomalies = []Anomaly{}
 	for _, list := range found {
 		r.Anomalies = append(r.Anomalies, list...)
@@ -136,13 +174,11 @@ func malformed(ops []histories.Op, err error) Result {
 	}
 	v := Verdict{Valid: Unknown, Explanation: "not checked: the history is malformed"}
 	r := Result{Valid: Unknown, Anomalies: []Anomaly{a}}
-	r.Checks.ThinAir.Verdict = v
-	r.Checks.Linearizable.Verdict = v
-	r.Checks.Session.Verdict = v
 	r.Checks.Convergence = newConvergence()
-	r.Checks.Convergence.Verdict = v
 	r.Checks.Stats = newStats()
-	r.Checks.Stats.Verdict = v
+	for _, c := range r.Checks.verdicts() {
+		*c.v = v
+	}
 	return r
 }
 
@@ -225,11 +261,9 @@ func (r Result) WriteSummary(w io.Writer) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	line(checkThinAir, r.Checks.ThinAir.Verdict)
-	line(checkLinearizable, r.Checks.Linearizable.Verdict)
-	line(checkSession, r.Checks.Session.Verdict)
-	line(checkConvergence, r.Checks.Convergence.Verdict)
-	line(checkStats, r.Checks.Stats.Verdict)
+	for _, c := range r.Verdicts() {
+		line(c.Name, c.Verdict)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

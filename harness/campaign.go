@@ -136,18 +136,9 @@ func WriteCampaignTable(w io.Writer, runs []CampaignRun) error {
 // failedChecks names the checks that did not find the history valid.
 func failedChecks(res checker.Result) []string {
 	var out []string
-	for _, c := range []struct {
-		name string
-		v    checker.Validity
-	}{
-		{"thin-air", res.Checks.ThinAir.Valid},
-		{"linearizable", res.Checks.Linearizable.Valid},
-		{"session", res.Checks.Session.Valid},
-		{"convergence", res.Checks.Convergence.Valid},
-		{"stats", res.Checks.Stats.Valid},
-	} {
-		if c.v != checker.Valid {
-			out = append(out, c.name)
+	for _, c := range res.Verdicts() {
+		if c.Valid != checker.Valid {
+			out = append(out, c.Name)
 		}
 	}
 	return out

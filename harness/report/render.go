@@ -200,17 +200,11 @@ func newView(r *Run) *view {
 
 // checkRows lists each check's verdict, in the order of README "Checks".
 func checkRows(res *checker.Result) []checkRow {
-	c := &res.Checks
-	row := func(name string, v checker.Verdict) checkRow {
-		return checkRow{name, v.Valid.String(), v.Explanation, v.AnomalyCount}
+	var rows []checkRow
+	for _, c := range res.Verdicts() {
+		rows = append(rows, checkRow{c.Name, c.Valid.String(), c.Explanation, c.AnomalyCount})
 	}
-	return []checkRow{
-		row("thin-air", c.ThinAir.Verdict),
-		row("linearizable", c.Linearizable.Verdict),
-		row("session", c.Session.Verdict),
-		row("convergence", c.Convergence.Verdict),
-		row("stats", c.Stats.Verdict),
-	}
+	return rows
 }
 
 // linkOf names an op of an anomaly, e.g. "op 12: ok get 5 on n1 (process 3, t=1.234s)".

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -178,30 +177,16 @@ func summarize(store, path string) RunSummary {
 		s.Bug = bugOf(ri.Config)
 		s.Error = ri.Error
 	}
-	type counted struct {
-		AnomalyCount int `json:"anomaly_count"`
-	}
-	var res struct {
-		Valid  checker.Validity `json:"valid"`
-		Checks struct {
-			ThinAir      counted `json:"thin-air"`
-			Linearizable counted `json:"linearizable"`
-			Session      counted `json:"session"`
-			Convergence  counted `json:"convergence"`
-			Stats        struct {
-				AnomalyCount int `json:"anomaly_count"`
-				Ops          int `json:"ops"`
-			} `json:"stats"`
-		} `json:"checks"`
-		Anomalies []json.RawMessage `json:"anomalies"`
-	}
+	var res checker.Result
 	var result *checker.Result
 	if readJSON(filepath.Join(dir, histories.ResultsFile), &res) == nil {
-		result = &checker.Result{Valid: res.Valid}
-		c := &res.Checks
-		s.Anomalies = max(len(res.Anomalies), c.ThinAir.AnomalyCount+c.Linearizable.AnomalyCount+
-			c.Session.AnomalyCount+c.Convergence.AnomalyCount+c.Stats.AnomalyCount)
-		s.Ops = c.Stats.Ops
+		result = &res
+		counted := 0
+		for _, c := range res.Verdicts() {
+			counted += c.AnomalyCount
+		}
+		s.Anomalies = max(len(res.Anomalies), counted)
+		s.Ops = res.Checks.Stats.Ops
 	}
 	s.Verdict = verdictOf(info, result)
 	if s.Ops == 0 {
