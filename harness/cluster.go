@@ -2,249 +2,240 @@ package harness
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
+	"path/filepath"
+	"sort"
 	"strings"
-	"sync/atomic"
-	"syscall"
+	"sync"
 	"time"
 
+	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
 )
 
-// DefaultNodeCmd is the node command template used when none is given; the
-// executable is this binary.
-const DefaultNodeCmd = "{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}"
+// cluster is the set of node processes of one run.
+type cluster struct {
+	specs []nodeSpec
+	sp    *lab.Spawner
+	http  *http.Client // for health checks and admin calls
+	token string
+	grace time.Duration
 
-// nodeSpec is everything needed to (re)start one node.
-type nodeSpec struct {
-	Name      string
-	Addrs     nodeAddrs
-	DataDir   string
-	LogPath   string
-	TokenFile string
-	Args      []string
-	Host      *lab.Host // the lab host it runs in; nil on the loopback network
+	mu    sync.Mutex
+	procs map[string]*process // by node name; nil entry: not running
 }
 
-// placeholder matches a {name} in a node command template.
-var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
+// newCluster plans n nodes in the run directory, writes a fresh admin
+// token, and expands the node command template for each node. In the lab,
+// hosts[i] is node i's host; on the loopback network hosts is nil.
+func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, addrs []nodeAddrs, hosts []*lab.Host) (*cluster, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	tokenBytes := make([]byte, 16)
+	if _, err := rand.Read(tokenBytes); err != nil {
+		return nil, err
+	}
+	token := hex.EncodeToString(tokenBytes)
+	tokenFile, err := filepath.Abs(run.Path("admin-token"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write admin token: %w", err)
+	}
+	c := &cluster{
+		sp:    lab.NewSpawner(),
+		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
+		token: token,
+		grace: grace,
+		procs: make(map[string]*process),
+	}
+	for i := 0; i < n; i++ {
+		name := nodeNames(n)[i]
+		var peers, peerHTTP []string
+		for j, a := range addrs {
+			if j != i {
+				peers = append(peers, a.Gossip)
+				peerHTTP = append(peerHTTP, a.HTTP)
+			}
+		}
+		dataDir, err := filepath.Abs(run.NodeData(name))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, err
+		}
+		args, err := expandTemplate(nodeCmd, templateVars(self, name, addrs[i].HTTP, addrs[i].Gossip,
+			strings.Join(peers, ","), strings.Join(peerHTTP, ","), dataDir, tokenFile))
+		if err != nil {
+			c.sp.Close()
+			return nil, err
+		}
+		spec := nodeSpec{
+			Name: name, Addrs: addrs[i], DataDir: dataDir,
+			LogPath: run.NodeLog(name), TokenFile: tokenFile, Args: args,
+		}
+		if hosts != nil {
+			spec.Host = hosts[i]
+		}
+		c.specs = append(c.specs, spec)
+	}
+	return c, nil
+}
 
-// expandTemplate splits a command template into words (single and double
-// quotes and backslashes as in a shell) and substitutes the placeholders of
-// README "Testing your own implementation" in each word. An unknown
-// {placeholder} is an error, so a typo
-// does not reach the node as a literal.
-func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {
-	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
-		if _, ok := vars[m[1]]; !ok {
-			return nil, fmt.Errorf("node command: unknown placeholder %s (known: {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} {self})", m[0])
+// templateVars maps the placeholders of a node command template to values.
+func templateVars(self, name, http, gossip, peers, peerHTTP, dataDir, tokenFile string) map[string]string {
+	return map[string]string{
+		"self":             self,
+		"name":             name,
+		"http":             http,
+		"gossip":           gossip,
+		"peers":            peers,
+		"peer_http":        peerHTTP,
+		"data_dir":         dataDir,
+		"admin_token_file": tokenFile,
+	}
+}
+
+// names returns the node names in order.
+func (c *cluster) names() []string {
+	out := make([]string, len(c.specs))
+	for i, s := range c.specs {
+		out[i] = s.Name
+	}
+	return out
+}
+
+func (c *cluster) spec(name string) (nodeSpec, bool) {
+	for _, s := range c.specs {
+		if s.Name == name {
+			return s, true
 		}
 	}
-	words, err := splitWords(tmpl)
-	if err != nil {
-		return nil, fmt.Errorf("node command: %w", err)
-	}
-	if len(words) == 0 {
-		return nil, errors.New("node command is empty")
-	}
-	for i, w := range words {
-		words[i] = placeholder.ReplaceAllStringFunc(w, func(m string) string { return vars[m[1:len(m)-1]] })
-	}
-	return words, nil
+	return nodeSpec{}, false
 }
 
-// splitWords splits s into words like a POSIX shell would, without any
-// expansion other than quote removal. It works on bytes, since every
-// character of the syntax is ASCII, so words keep bytes that are not UTF-8
-// (a path in another encoding) unchanged.
-func splitWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	var quote byte
-	escaped := false
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case escaped:
-			cur.WriteByte(b)
-			escaped = false
-		case b == '\\' && quote != '\'':
-			escaped, inWord = true, true
-		case quote != 0:
-			if b == quote {
-				quote = 0
-			} else {
-				cur.WriteByte(b)
-			}
-		case b == '\'' || b == '"':
-			quote, inWord = b, true
-		case b == ' ' || b == '\t' || b == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
+// startNode starts (or restarts) one node's process.
+func (c *cluster) startNode(name string) (*process, error) {
+	s, ok := c.spec(name)
+	if !ok {
+		return nil, fmt.Errorf("no node %q", name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[name]; p != nil {
+		select {
+		case <-p.exited:
 		default:
-			cur.WriteByte(b)
-			inWord = true
+			return nil, fmt.Errorf("node %s is already running", name)
 		}
 	}
-	if quote != 0 || escaped {
-		return nil, fmt.Errorf("unterminated quote or escape in %q", s)
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
-}
-
-// process is one running node process.
-type process struct {
-	spec   nodeSpec
-	cmd    *exec.Cmd
-	log    *os.File
-	exited chan struct{} // closed when the process has exited
-	err    error         // the exit status, valid once exited is closed
-	killed atomic.Bool   // the harness SIGKILLed it (a kill fault)
-}
-
-// startProcess starts the node described by spec, appending its stderr and
-// stdout to its log file.
-func startProcess(sp *lab.Spawner, spec nodeSpec) (*process, error) {
-	log, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := startProcess(c.sp, s)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: open log: %w", spec.Name, err)
+		return nil, err
 	}
-	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := sp.Start(cmd, spec.Host); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("node %s: start %q: %w", spec.Name, spec.Args[0], err)
-	}
-	p := &process{spec: spec, cmd: cmd, log: log, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		log.Close()
-		close(p.exited)
-	}()
+	c.procs[name] = p
 	return p, nil
 }
 
-// running reports whether the process has not exited yet.
-func (p *process) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+// proc returns the node's current process, or nil.
+func (c *cluster) proc(name string) *process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[name]
 }
 
-// signal sends sig to the process's group if the process still runs: a
-// node started through a wrapper (sh -c '...') is the group's member too.
-func (p *process) signal(sig syscall.Signal) error {
-	select {
-	case <-p.exited:
-		return fmt.Errorf("node %s has exited: %v", p.spec.Name, p.err)
-	default:
+// start starts every node and waits until each is healthy and sees all the
+// others alive.
+func (c *cluster) start(ctx context.Context, timeout time.Duration) error {
+	var procs []*process
+	for _, s := range c.specs {
+		p, err := c.startNode(s.Name)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
 	}
-	return p.signalGroup(sig)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	errs := make(chan error, len(procs))
+	for _, p := range procs {
+		go func() { errs <- waitReady(ctx, c.http, p, len(c.specs)) }()
+	}
+	var first error
+	for range procs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
-// signalGroup sends sig to every process of the node's group (each node
-// runs in a group of its own).
-func (p *process) signalGroup(sig syscall.Signal) error {
-	return syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
-// stop asks the process group to exit with SIGTERM, then SIGKILLs it after
-// grace. It returns once the process has exited, having SIGKILLed whatever
-// was left of its group (a wrapper's children). exitedAlone is true when
-// the process had already ended on its own, before any signal.
-func (p *process) stop(grace time.Duration) (clean, exitedAlone bool) {
-	defer p.signalGroup(syscall.SIGKILL) // what a wrapper left behind
-	select {
-	case <-p.exited:
-		return p.err == nil, true
-	default:
+// stop ends every node (SIGTERM, then SIGKILL after the grace period) and
+// releases the spawner. It returns the nodes that did not exit cleanly on
+// SIGTERM, and, apart, those that had already ended on their own with an
+// error, each described with its exit status and the end of its log.
+func (c *cluster) stop() (unclean, died []string) {
+	c.mu.Lock()
+	procs := make(map[string]*process, len(c.procs))
+	for k, v := range c.procs {
+		procs[k] = v
 	}
-	_ = p.signalGroup(syscall.SIGCONT) // a paused node cannot handle SIGTERM
-	_ = p.signalGroup(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		return p.err == nil, false
-	case <-time.After(grace):
-	}
-	_ = p.signalGroup(syscall.SIGKILL)
-	<-p.exited
-	return false, false
-}
-
-// kill SIGKILLs the process group and waits for the process to exit.
-func (p *process) kill() {
-	p.killed.Store(true)
-	_ = p.signalGroup(syscall.SIGKILL)
-	<-p.exited
-}
-
-// health is the body of GET /v1/health.
-type health struct {
-	Name    string   `json:"name"`
-	Value   int64    `json:"value"`
-	Members []string `json:"members"`
-}
-
-// getHealth asks a node for its health.
-func getHealth(ctx context.Context, c *http.Client, httpAddr string) (health, error) {
-	var h health
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/health", nil)
-	if err != nil {
-		return h, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return h, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		return h, fmt.Errorf("health: %w", err)
-	}
-	return h, nil
-}
-
-// waitReady polls a node until it answers its health check and sees at
-// least wantMembers members alive, the process exits, or ctx ends.
-func waitReady(ctx context.Context, c *http.Client, p *process, wantMembers int) error {
-	var last error
-	for {
-		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		h, err := getHealth(hctx, c, p.spec.Addrs.HTTP)
-		cancel()
-		if err == nil {
-			if len(h.Members) >= wantMembers {
-				return nil
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for name, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clean, alone := p.stop(c.grace)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case alone && !clean && !p.killed.Load():
+				died = append(died, fmt.Sprintf("%s exited on its own (%v); %s ends: %s", name, p.err, p.spec.LogPath, logTail(p.spec.LogPath, 3)))
+			case !clean && !alone:
+				unclean = append(unclean, name)
 			}
-			err = fmt.Errorf("sees %d of %d members %v", len(h.Members), wantMembers, h.Members)
-		}
-		last = err
-		select {
-		case <-p.exited:
-			return fmt.Errorf("node %s exited during start-up (%v); see %s", p.spec.Name, p.err, p.spec.LogPath)
-		case <-ctx.Done():
-			// Wrap ctx's error, so that an interrupted start-up reads as
-			// interrupted (context.Canceled), a slow one as a timeout.
-			return fmt.Errorf("node %s not ready (%w): %v", p.spec.Name, ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
+		}()
+	}
+	wg.Wait()
+	c.sp.Close()
+	c.http.CloseIdleConnections()
+	sort.Strings(unclean)
+	sort.Strings(died)
+	return unclean, died
+}
+
+// logTail returns the last n lines of a log file, joined by " | ", each cut
+// to 200 bytes.
+func logTail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > 16<<10 {
+		f.Seek(-16<<10, io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lines = lines[max(len(lines)-n, 0):]
+	for i, l := range lines {
+		if len(l) > 200 {
+			lines[i] = l[:200] + "..."
 		}
 	}
+	if len(lines) == 1 && lines[0] == "" {
+		return "(nothing)"
+	}
+	return strings.Join(lines, " | ")
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
-	"github.com/ec-counter/ec-counter/harness/report"
+	"github.com/ec-counter/ec-counter/report"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"

@@ -19,7 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ec-counter/ec-counter/harness"
-	"github.com/ec-counter/ec-counter/harness/report"
+	"github.com/ec-counter/ec-counter/report"
 )
 
 // storeFlag is the --store flag of the commands that browse a store.

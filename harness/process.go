@@ -1,0 +1,250 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ec-counter/ec-counter/lab"
+)
+
+// DefaultNodeCmd is the node command template used when none is given; the
+// executable is this binary.
+const DefaultNodeCmd = "{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}"
+
+// nodeSpec is everything needed to (re)start one node.
+type nodeSpec struct {
+	Name      string
+	Addrs     nodeAddrs
+	DataDir   string
+	LogPath   string
+	TokenFile string
+	Args      []string
+	Host      *lab.Host // the lab host it runs in; nil on the loopback network
+}
+
+// placeholder matches a {name} in a node command template.
+var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
+
+// expandTemplate splits a command template into words (single and double
+// quotes and backslashes as in a shell) and substitutes the placeholders of
+// README "Testing your own implementation" in each word. An unknown
+// {placeholder} is an error, so a typo
+// does not reach the node as a literal.
+func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {
+	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
+		if _, ok := vars[m[1]]; !ok {
+			return nil, fmt.Errorf("node command: unknown placeholder %s (known: {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} {self})", m[0])
+		}
+	}
+	words, err := splitWords(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("node command: %w", err)
+	}
+	if len(words) == 0 {
+		return nil, errors.New("node command is empty")
+	}
+	for i, w := range words {
+		words[i] = placeholder.ReplaceAllStringFunc(w, func(m string) string { return vars[m[1:len(m)-1]] })
+	}
+	return words, nil
+}
+
+// splitWords splits s into words like a POSIX shell would, without any
+// expansion other than quote removal. It works on bytes, since every
+// character of the syntax is ASCII, so words keep bytes that are not UTF-8
+// (a path in another encoding) unchanged.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote byte
+	escaped := false
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case escaped:
+			cur.WriteByte(b)
+			escaped = false
+		case b == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0:
+			if b == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(b)
+			}
+		case b == '\'' || b == '"':
+			quote, inWord = b, true
+		case b == ' ' || b == '\t' || b == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(b)
+			inWord = true
+		}
+	}
+	if quote != 0 || escaped {
+		return nil, fmt.Errorf("unterminated quote or escape in %q", s)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// process is one running node process.
+type process struct {
+	spec   nodeSpec
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan struct{} // closed when the process has exited
+	err    error         // the exit status, valid once exited is closed
+	killed atomic.Bool   // the harness SIGKILLed it (a kill fault)
+}
+
+// startProcess starts the node described by spec, appending its stderr and
+// stdout to its log file.
+func startProcess(sp *lab.Spawner, spec nodeSpec) (*process, error) {
+	log, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: open log: %w", spec.Name, err)
+	}
+	cmd := exec.Command(spec.Args[0], spec.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := sp.Start(cmd, spec.Host); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("node %s: start %q: %w", spec.Name, spec.Args[0], err)
+	}
+	p := &process{spec: spec, cmd: cmd, log: log, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// running reports whether the process has not exited yet.
+func (p *process) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig to the process's group if the process still runs: a
+// node started through a wrapper (sh -c '...') is the group's member too.
+func (p *process) signal(sig syscall.Signal) error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("node %s has exited: %v", p.spec.Name, p.err)
+	default:
+	}
+	return p.signalGroup(sig)
+}
+
+// signalGroup sends sig to every process of the node's group (each node
+// runs in a group of its own).
+func (p *process) signalGroup(sig syscall.Signal) error {
+	return syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+// stop asks the process group to exit with SIGTERM, then SIGKILLs it after
+// grace. It returns once the process has exited, having SIGKILLed whatever
+// was left of its group (a wrapper's children). exitedAlone is true when
+// the process had already ended on its own, before any signal.
+func (p *process) stop(grace time.Duration) (clean, exitedAlone bool) {
+	defer p.signalGroup(syscall.SIGKILL) // what a wrapper left behind
+	select {
+	case <-p.exited:
+		return p.err == nil, true
+	default:
+	}
+	_ = p.signalGroup(syscall.SIGCONT) // a paused node cannot handle SIGTERM
+	_ = p.signalGroup(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.err == nil, false
+	case <-time.After(grace):
+	}
+	_ = p.signalGroup(syscall.SIGKILL)
+	<-p.exited
+	return false, false
+}
+
+// kill SIGKILLs the process group and waits for the process to exit.
+func (p *process) kill() {
+	p.killed.Store(true)
+	_ = p.signalGroup(syscall.SIGKILL)
+	<-p.exited
+}
+
+// health is the body of GET /v1/health.
+type health struct {
+	Name    string   `json:"name"`
+	Value   int64    `json:"value"`
+	Members []string `json:"members"`
+}
+
+// getHealth asks a node for its health.
+func getHealth(ctx context.Context, c *http.Client, httpAddr string) (health, error) {
+	var h health
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/health", nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("health: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return h, fmt.Errorf("health: %w", err)
+	}
+	return h, nil
+}
+
+// waitReady polls a node until it answers its health check and sees at
+// least wantMembers members alive, the process exits, or ctx ends.
+func waitReady(ctx context.Context, c *http.Client, p *process, wantMembers int) error {
+	var last error
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		h, err := getHealth(hctx, c, p.spec.Addrs.HTTP)
+		cancel()
+		if err == nil {
+			if len(h.Members) >= wantMembers {
+				return nil
+			}
+			err = fmt.Errorf("sees %d of %d members %v", len(h.Members), wantMembers, h.Members)
+		}
+		last = err
+		select {
+		case <-p.exited:
+			return fmt.Errorf("node %s exited during start-up (%v); see %s", p.spec.Name, p.err, p.spec.LogPath)
+		case <-ctx.Done():
+			// Wrap ctx's error, so that an interrupted start-up reads as
+			// interrupted (context.Canceled), a slow one as a timeout.
+			return fmt.Errorf("node %s not ready (%w): %v", p.spec.Name, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
