@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
-	"github.com/ec-counter/ec-counter/report"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
+	"github.com/ec-counter/ec-counter/report"
 )
 
 // Outcome is what one run produced.

@@ -28,7 +28,7 @@ func ExampleParseSchedule() {
 	fmt.Print(s)
 	fmt.Println("network faults:", s.NetworkFaults())
 	// Output:
-	// 0s        start-partition  isolate n1|n2,n3
+	// 0s        start-partition  isolate n1
 	// 2s        stop-partition
 	// 3s        kill             n3
 	// 5s        restart          n3
