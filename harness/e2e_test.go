@@ -88,6 +88,58 @@ func runCLI(t *testing.T, bin string, args ...string) (int, string) {
 	return -1, fmt.Sprintf("could not run %s %v: %v", bin, args, err)
 }
 
+// wrappedNodeCmd starts each built-in node through a shell that outlives
+// it, so a node is not the harness's own child.
+const wrappedNodeCmd = `sh -c '{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}; echo wrapper done'`
+
+// runningCLI is an ec-counter command a test started in the background;
+// its output is collected safely while it runs.
+type runningCLI struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (r *runningCLI) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.Write(p)
+}
+
+// output returns what the command printed so far.
+func (r *runningCLI) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
+// startCLI starts ec-counter with args in the background, in a private
+// namespace of its own (see labtest.Env).
+func startCLI(t *testing.T, bin string, args ...string) *runningCLI {
+	t.Helper()
+	r := &runningCLI{cmd: exec.Command(bin, args...)}
+	r.cmd.Env = labtest.Env()
+	r.cmd.Stdout, r.cmd.Stderr = r, r
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitOutput waits until the command has printed text; after 20 s it kills
+// the command and fails the test.
+func (r *runningCLI) waitOutput(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(r.output(), text) {
+		if time.Now().After(deadline) {
+			r.cmd.Process.Kill()
+			t.Fatalf("%q never printed:\n%s", text, r.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // storedRun is what a test reads back from a run directory.
 type storedRun struct {
 	dir     string
@@ -465,8 +517,7 @@ func TestStandaloneClient(t *testing.T) {
 func TestWrappedNodesAreStopped(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	store := filepath.Join(t.TempDir(), "store")
-	wrapped := `sh -c '{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}; echo wrapper done'`
-	code, out := runCLI(t, bin, "test", "--store", store, "--node-cmd", wrapped, "--requests", "20", "--rate", "50")
+	code, out := runCLI(t, bin, "test", "--store", store, "--node-cmd", wrappedNodeCmd, "--requests", "20", "--rate", "50")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
@@ -501,21 +552,15 @@ func TestInterruptsEndEveryPhase(t *testing.T) {
 		{"a huge run", []string{"--clients", "10", "--requests", "1000000", "--rate", "0"}, "interrupted"},
 	} {
 		store := filepath.Join(t.TempDir(), "store")
-		cmd := exec.Command(bin, append([]string{"test", "--store", store}, tc.args...)...)
-		cmd.Env = labtest.Env()
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		run := startCLI(t, bin, append([]string{"test", "--store", store}, tc.args...)...)
 		time.Sleep(time.Second)
 		start := time.Now()
-		cmd.Process.Signal(syscall.SIGINT)
-		err := cmd.Wait()
+		run.cmd.Process.Signal(syscall.SIGINT)
+		err := run.cmd.Wait()
 		took := time.Since(start)
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 255 || !strings.Contains(out.String(), tc.want) {
-			t.Errorf("%s: %v, want exit 255 saying %q:\n%s", tc.name, err, tc.want, out.String())
+		if !errors.As(err, &ee) || ee.ExitCode() != 255 || !strings.Contains(run.output(), tc.want) {
+			t.Errorf("%s: %v, want exit 255 saying %q:\n%s", tc.name, err, tc.want, run.output())
 		}
 		if took > 5*time.Second {
 			t.Errorf("%s: SIGINT took %s to end the run, want under 5 s", tc.name, took)

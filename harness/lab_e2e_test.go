@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -170,22 +169,8 @@ func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	sched := filepath.Join(dir, "schedule.txt")
 	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
 	store := filepath.Join(dir, "store")
-	wrapped := `sh -c '{self} node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}; echo done'`
-	cmd := exec.Command(bin, "test", "--net", "lab", "--store", store, "--nemesis-schedule", sched, "--node-cmd", wrapped)
-	cmd.Env = labtest.Env()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "start-partition") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("partition never started:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	run := startCLI(t, bin, "test", "--net", "lab", "--store", store, "--nemesis-schedule", sched, "--node-cmd", wrappedNodeCmd)
+	run.waitOutput(t, "start-partition")
 	dir, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +190,9 @@ func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	if held := holders(t, namespaces); len(held) == 0 {
 		t.Fatalf("the lab's namespaces %v are held by no process while the run is on: the check cannot bite", namespaces)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	deadline = time.Now().Add(3 * time.Second)
+	run.cmd.Process.Kill()
+	run.cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		procs, held := nodeProcesses(t, store), holders(t, namespaces)
 		if len(procs) == 0 && len(held) == 0 {

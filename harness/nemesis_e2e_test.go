@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/histories"
-	"github.com/ec-counter/ec-counter/internal/labtest"
 )
 
 // parallelRuns runs fn for each item on up to width goroutines: runs of a
@@ -207,28 +206,15 @@ func TestInterruptDuringPartition(t *testing.T) {
 	sched := filepath.Join(dir, "schedule.txt")
 	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
 	store := filepath.Join(dir, "store")
-	cmd := exec.Command(bin, "test", "--store", store, "--nemesis-schedule", sched)
-	cmd.Env = labtest.Env()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "start-partition") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("partition never started:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
+	run := startCLI(t, bin, "test", "--store", store, "--nemesis-schedule", sched)
+	run.waitOutput(t, "start-partition")
+	run.cmd.Process.Signal(syscall.SIGINT)
+	err := run.cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 255 {
-		t.Errorf("interrupted run: %v, want exit 255\n%s", err, out.String())
+		t.Errorf("interrupted run: %v, want exit 255\n%s", err, run.output())
 	}
-	deadline = time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(2 * time.Second)
 	for len(nodeProcesses(t, store)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("node processes remain after Ctrl-C: %v", nodeProcesses(t, store))

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -175,11 +174,6 @@ func prefix(a netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: net.IP(b[:]), Mask: net.CIDRMask(24, 32)}
 }
 
-// threadNetns names the network namespace of the calling thread. Unlike
-// /proc/self/task/TID, it resolves correctly in a PID namespace of our own
-// (Reexec makes one) while /proc still belongs to the parent's.
-const threadNetns = "/proc/thread-self/ns/net"
-
 // configureHost sets up the inside of a host's namespace: loopback up, the
 // veth renamed eth0 with the host's address, a default route via the router.
 func configureHost(h *Host, peer string) error {
@@ -257,45 +251,6 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 		nh.Close()
 	}
 	return nil
-}
-
-// newNetns creates a network namespace and returns it open, leaving every
-// thread of this process where it was.
-func newNetns() (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		home, err := os.Open(threadNetns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer home.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		f, err := os.Open(threadNetns)
-		if serr := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); serr != nil {
-			// Leave the thread locked: it exits with this goroutine
-			// rather than serve others from the wrong namespace.
-			if f != nil {
-				f.Close()
-			}
-			ch <- result{err: fmt.Errorf("return to the router namespace: %w", serr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{f: f, err: err}
-	}()
-	r := <-ch
-	return r.f, r.err
 }
 
 // Hosts returns the lab's hosts, in the order of the names given to Build.

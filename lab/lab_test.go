@@ -90,15 +90,7 @@ func echoServer(t *testing.T, h *Host) (tcp net.Listener, udp net.PacketConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tcp.Close(); udp.Close() })
-	go func() {
-		for {
-			c, err := tcp.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	go serveEcho(tcp)
 	go func() {
 		buf := make([]byte, 2048)
 		for {

@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"runtime"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ec-counter/ec-counter/api"
 )
@@ -55,15 +51,7 @@ func Probe(ctx context.Context) ([]Check, error) {
 		return fail("traffic between hosts", err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	go serveEcho(ln)
 	dial := func(timeout time.Duration) (time.Duration, error) {
 		var c net.Conn
 		t0 := time.Now()
@@ -120,31 +108,13 @@ func Probe(ctx context.Context) ([]Check, error) {
 	return checks, nil
 }
 
-// inNetns runs f on a thread in the network namespace ns: sockets f
-// creates belong to it, wherever they are used later.
-func inNetns(ns *os.File, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		home, err := os.Open(threadNetns)
+// serveEcho echoes back what every connection to ln sends, until ln closes.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
 		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
 			return
 		}
-		defer home.Close()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		ferr := f()
-		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err // the thread stays locked and dies with this goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		go func() { io.Copy(c, c); c.Close() }()
+	}
 }
