@@ -34,7 +34,7 @@ const (
 	acceptSmallerOdds = 4                      // accept-smaller applies 1 in this many rejected sets
 	racyWindowMin     = 20 * time.Millisecond  // racy-set's gap between compare and set ...
 	racyWindowMax     = 80 * time.Millisecond  // ... drawn uniformly from [min, max)
-	lazyFlushInterval = time.Second            // ack-before-durable writes at most this often
+	lazyFlushInterval = 2 * time.Second        // ack-before-durable writes at most this often
 	staleMin          = 300 * time.Millisecond // stale-read refreshes its cache after ...
 	staleMax          = 500 * time.Millisecond // ... a delay drawn uniformly from [min, max)
 	thinAirOdds       = 20                     // thin-air invents 1 in this many reads
@@ -55,7 +55,7 @@ func Bugs() []BugInfo {
 		{bugRacySet, "compare and set are not atomic: a set reads, waits 20-80 ms unlocked, then writes max(read, value), overwriting larger concurrent sets and merges"},
 		{bugNoGossip, "never synchronises with peers (no broadcasts, no push/pull state, received state ignored) but stays a member"},
 		{bugMergeOverwrite, "a gossip merge takes the peer's value instead of the max"},
-		{bugAckBeforeDurable, "acknowledges and serves a set before it is on disk, writing lazily about once a second: a kill loses acknowledged values"},
+		{bugAckBeforeDurable, "acknowledges and serves a set before it is on disk, writing lazily every 2 s: a kill loses acknowledged values"},
 		{bugNoPersist, "forgets its value on restart: the state file is written but never read back"},
 		{bugNoRejoin, "never re-joins peers once the cluster has formed: a partition outlasting dead-node reaping never heals"},
 		{bugStaleRead, "serves reads from a cache refreshed every 300-500 ms; sets are correct"},

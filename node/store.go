@@ -262,7 +262,7 @@ func (s *store) persist() {
 	for {
 		select {
 		case <-s.wake:
-			s.bug.lazyFlush(s.quit) // ack-before-durable writes about once a second
+			s.bug.lazyFlush(s.quit) // ack-before-durable writes every 2 s
 		case <-s.quit:
 			// Final flush: a few attempts, then give up.
 			for range 3 {
