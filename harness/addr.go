@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // Default ports every node listens on; each node has its own loopback IP, so
@@ -16,18 +17,12 @@ const (
 	gossipPort = 7946
 )
 
-// nodeAddrs are the addresses one node listens on.
-type nodeAddrs struct {
-	HTTP   string `json:"http"`
-	Gossip string `json:"gossip"`
-}
-
 // hostAddrs gives each lab host's node the default ports on the host's
 // address: every host is a machine of its own.
-func hostAddrs(hosts []*lab.Host) []nodeAddrs {
-	addrs := make([]nodeAddrs, len(hosts))
+func hostAddrs(hosts []*lab.Host) []runstore.NodeAddrs {
+	addrs := make([]runstore.NodeAddrs, len(hosts))
 	for i, h := range hosts {
-		addrs[i] = nodeAddrs{
+		addrs[i] = runstore.NodeAddrs{
 			HTTP:   netip.AddrPortFrom(h.Addr, httpPort).String(),
 			Gossip: netip.AddrPortFrom(h.Addr, gossipPort).String(),
 		}
@@ -38,18 +33,18 @@ func hostAddrs(hosts []*lab.Host) []nodeAddrs {
 // allocateAddrs picks a random 127.a.b.0/24 that no one on this machine is
 // using and gives node i the address 127.a.b.(11+i), so parallel runs never
 // collide. It probes every address it hands out by binding it.
-func allocateAddrs(n int, rng *rand.Rand) ([]nodeAddrs, error) {
+func allocateAddrs(n int, rng *rand.Rand) ([]runstore.NodeAddrs, error) {
 	if n < 1 || n > 200 {
 		return nil, fmt.Errorf("cannot allocate addresses for %d nodes (1..200)", n)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 50; attempt++ {
 		a, b := byte(1+rng.IntN(254)), byte(rng.IntN(256))
-		addrs := make([]nodeAddrs, n)
+		addrs := make([]runstore.NodeAddrs, n)
 		ok := true
 		for i := range addrs {
 			ip := netip.AddrFrom4([4]byte{127, a, b, byte(11 + i)})
-			addrs[i] = nodeAddrs{
+			addrs[i] = runstore.NodeAddrs{
 				HTTP:   netip.AddrPortFrom(ip, httpPort).String(),
 				Gossip: netip.AddrPortFrom(ip, gossipPort).String(),
 			}
@@ -67,7 +62,7 @@ func allocateAddrs(n int, rng *rand.Rand) ([]nodeAddrs, error) {
 }
 
 // probe checks that the node's TCP and UDP ports are free.
-func probe(a nodeAddrs) error {
+func probe(a runstore.NodeAddrs) error {
 	var closers []interface{ Close() error }
 	defer func() {
 		for _, c := range closers {

@@ -7,24 +7,26 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // TestStaleReadIsCaughtWithLinearHTML: the example run exits 1 and
 // leaves porcupine's view of the violation in the run directory.
 func TestStaleReadIsCaughtWithLinearHTML(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", store, "--bug", "stale-read", "--seed", "3", "--rate", "40")
+	root := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", root, "--bug", "stale-read", "--seed", "3", "--rate", "40")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}
-	r := readRun(t, store)
-	html, err := os.ReadFile(filepath.Join(r.dir, LinearFile))
+	r := readRun(t, root)
+	html, err := os.ReadFile(filepath.Join(r.dir, runstore.LinearFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(html), "<html") {
-		t.Errorf("%s is not HTML", LinearFile)
+		t.Errorf("%s is not HTML", runstore.LinearFile)
 	}
 	anomalies, _ := r.results["anomalies"].([]any)
 	if len(anomalies) == 0 {
@@ -117,8 +119,8 @@ func TestIntegerWidthBugsAreCaught(t *testing.T) {
 		}
 	}
 	parallelRuns(jobs, 2, func(j job) {
-		store := filepath.Join(t.TempDir(), "store")
-		code, out := runCLI(t, bin, "test", "--store", store, "--bug", j.bug, "--values", j.values,
+		root := filepath.Join(t.TempDir(), "store")
+		code, out := runCLI(t, bin, "test", "--store", root, "--bug", j.bug, "--values", j.values,
 			"--seed", strconv.Itoa(j.seed), "--requests", "60", "--rate", "40")
 		if code != 1 {
 			t.Errorf("--bug %s --values %s --seed %d: exit %d, want 1\n%s", j.bug, j.values, j.seed, code, out)

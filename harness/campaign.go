@@ -85,23 +85,6 @@ func tally(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// CampaignExitCode is the campaign's code (README "Exit codes"): 255 if any run crashed,
-// else 1 if any was invalid, else 2 if any was unknown, else 0.
-func CampaignExitCode(runs []CampaignRun) int {
-	code := 0
-	for _, r := range runs {
-		switch {
-		case r.Outcome == nil:
-			return 255
-		case r.Outcome.Result.Valid == checker.Invalid:
-			code = 1
-		case r.Outcome.Result.Valid == checker.Unknown && code == 0:
-			code = 2
-		}
-	}
-	return code
-}
-
 // WriteCampaignTable prints one row per run: seed, verdict, the checks
 // that failed, time, and where the run is stored.
 func WriteCampaignTable(w io.Writer, runs []CampaignRun) error {

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // Config describes one test run. The zero value of a field means its
@@ -37,7 +37,10 @@ type Config struct {
 	// NemesisInterval is about how long each fault lasts, and each clean
 	// stretch between faults.
 	NemesisInterval time.Duration `json:"nemesis_interval,omitempty"`
-	// NemesisSchedule is a scripted schedule file, used instead of Nemesis.
+	// Script is a scripted schedule (README "Scripted schedules"), used
+	// instead of Nemesis. The run stores it as schedule.txt.
+	Script string `json:"-"`
+	// NemesisSchedule names the file Script was read from, for the record.
 	NemesisSchedule string `json:"nemesis_schedule,omitempty"`
 	// Bug switches a deliberate bug on in every node: "--bug NAME" is
 	// appended to the node command (ec-counter node --bug).
@@ -53,6 +56,12 @@ type Config struct {
 	// (the lab when this process runs inside the namespace lab.Reexec
 	// makes, else loopback).
 	Net string `json:"net"`
+
+	// Command is the command line that asked for the run, recorded in
+	// run.json; Program is how a replay command names this program
+	// (default "ec-counter"). Both are the caller's to set.
+	Command []string `json:"-"`
+	Program string   `json:"-"`
 }
 
 // The networks a run can use (README "Networks: the lab and loopback").
@@ -106,60 +115,89 @@ func Defaults() Config {
 	}
 }
 
-// Validate reports the first unusable setting, in words a user can act on.
+// A FieldError is a Config setting that cannot be used. Field and Others
+// are the settings' JSON names (as in run.json's config); Problem is a
+// format with one %s for each of Others, so that a caller (the CLI) can
+// name the settings as its user knows them.
+type FieldError struct {
+	Field   string
+	Problem string
+	Others  []string
+}
+
+func (e *FieldError) Error() string { return e.Name(func(f string) string { return f }) }
+
+// Name renders the error with each setting named by name.
+func (e *FieldError) Name(name func(field string) string) string {
+	others := make([]any, len(e.Others))
+	for i, o := range e.Others {
+		others[i] = name(o)
+	}
+	return name(e.Field) + " " + fmt.Sprintf(e.Problem, others...)
+}
+
+// fieldErr is a FieldError whose problem names no other setting.
+func fieldErr(field, problem string, args ...any) *FieldError {
+	return &FieldError{Field: field, Problem: strings.ReplaceAll(fmt.Sprintf(problem, args...), "%", "%%")}
+}
+
+// Validate reports every unusable setting, joined (errors.Join) as
+// *FieldError values, in words a user can act on. A schedule that asks for
+// network faults the network cannot inject is ErrFaultsUnsupported.
 func (c *Config) Validate() error {
 	var errs []error
-	if err := histories.ValidateTestName(c.Name); err != nil {
-		errs = append(errs, err)
+	if err := runstore.ValidateTestName(c.Name); err != nil {
+		errs = append(errs, fieldErr("name", "%v", err))
 	}
 	if c.Nodes < 1 || c.Nodes > 200 {
-		errs = append(errs, fmt.Errorf("--nodes must be between 1 and 200, got %d", c.Nodes))
+		errs = append(errs, fieldErr("nodes", "must be between 1 and 200, got %d", c.Nodes))
 	}
 	if c.Clients < 1 || c.Clients > 10000 {
-		errs = append(errs, fmt.Errorf("--clients must be between 1 and 10000, got %d", c.Clients))
+		errs = append(errs, fieldErr("clients", "must be between 1 and 10000, got %d", c.Clients))
 	}
 	if c.Requests < 1 || c.Requests > MaxRequests {
-		errs = append(errs, fmt.Errorf("--requests must be between 1 and %d, got %d", MaxRequests, c.Requests))
+		errs = append(errs, fieldErr("requests", "must be between 1 and %d, got %d", MaxRequests, c.Requests))
 	} else if c.Clients >= 1 && int64(c.Clients)*int64(c.Requests) > MaxTotalRequests {
-		errs = append(errs, fmt.Errorf("--clients × --requests must be at most %d (about %d GB of history), got %d",
-			MaxTotalRequests, MaxTotalRequests*200>>30, int64(c.Clients)*int64(c.Requests)))
+		errs = append(errs, &FieldError{Field: "clients", Others: []string{"requests"}, Problem: fmt.Sprintf(
+			"× %%s must be at most %d (about %d GB of history), got %d",
+			MaxTotalRequests, MaxTotalRequests*200>>30, int64(c.Clients)*int64(c.Requests))})
 	}
 	if !(c.Rate == 0 || c.Rate >= MinRate && c.Rate <= MaxRate) { // false for NaN
-		errs = append(errs, fmt.Errorf("--rate must be 0 (back to back) or between %g and %g requests per second, got %g", MinRate, MaxRate, c.Rate))
+		errs = append(errs, fieldErr("rate", "must be 0 (back to back) or between %g and %g requests per second, got %g", MinRate, MaxRate, c.Rate))
 	}
 	for _, d := range []struct {
-		flag     string
+		field    string
 		v, least time.Duration
 		most     time.Duration
 	}{
-		{"--request-timeout", c.RequestTimeout, time.Millisecond, 10 * time.Minute},
-		{"--converge-timeout", c.ConvergeTimeout, time.Millisecond, time.Hour},
-		{"--nemesis-interval", c.NemesisInterval, 10 * time.Millisecond, time.Hour},
+		{"request_timeout", c.RequestTimeout, time.Millisecond, 10 * time.Minute},
+		{"converge_timeout", c.ConvergeTimeout, time.Millisecond, time.Hour},
+		{"nemesis_interval", c.NemesisInterval, 10 * time.Millisecond, time.Hour},
 	} {
 		if d.v < d.least || d.v > d.most {
-			errs = append(errs, fmt.Errorf("%s must be between %s and %s, got %s", d.flag, d.least, d.most, d.v))
+			errs = append(errs, fieldErr(d.field, "must be between %s and %s, got %s", d.least, d.most, d.v))
 		}
 	}
 	if strings.TrimSpace(c.NodeCmd) == "" {
-		errs = append(errs, errors.New("--node-cmd must not be empty"))
+		errs = append(errs, fieldErr("node_cmd", "must not be empty"))
 	} else if _, err := expandTemplate(c.NodeCmd, templateVars("", "", "", "", "", "", "", "")); err != nil {
-		errs = append(errs, fmt.Errorf("--node-cmd: %w", err))
+		errs = append(errs, fieldErr("node_cmd", "is unusable: %v", err))
 	}
-	if len(c.Nemesis) > 0 && c.NemesisSchedule != "" {
-		errs = append(errs, errors.New("give --nemesis or --nemesis-schedule, not both"))
+	if len(c.Nemesis) > 0 && c.Script != "" {
+		errs = append(errs, &FieldError{Field: "nemesis", Others: []string{"nemesis_schedule"}, Problem: "and %s exclude each other: give one"})
 	}
 	switch c.Values {
 	case ValuesBoundaries, ValuesSmall:
 	default:
-		errs = append(errs, fmt.Errorf("--values must be boundaries or small, got %q", c.Values))
+		errs = append(errs, fieldErr("values", "must be boundaries or small, got %q", c.Values))
 	}
 	switch c.Net {
 	case NetAuto, NetLab, NetLoopback:
 	default:
-		errs = append(errs, fmt.Errorf("--net must be auto, lab or loopback, got %q", c.Net))
+		errs = append(errs, fieldErr("net", "must be auto, lab or loopback, got %q", c.Net))
 	}
 	if c.Net == NetLab && !lab.Inside() {
-		errs = append(errs, errors.New("--net lab: the lab is built only inside the namespace the ec-counter command makes for it (lab.Reexec)"))
+		errs = append(errs, fieldErr("net", "lab: the lab is built only inside the namespace the ec-counter command makes for it (lab.Reexec)"))
 	}
 	if c.Nodes >= 1 && c.Nodes <= 200 && c.NemesisInterval >= 10*time.Millisecond && c.NemesisInterval <= time.Hour {
 		s, err := c.schedule(nodeNames(c.Nodes))
@@ -170,7 +208,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Store == "" {
-		errs = append(errs, errors.New("--store must not be empty"))
+		errs = append(errs, fieldErr("store", "must not be empty"))
 	}
 	return errors.Join(errs...)
 }

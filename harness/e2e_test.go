@@ -18,6 +18,7 @@ import (
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/internal/labtest"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // binaries builds ec-counter and the minimal second node implementation
@@ -148,9 +149,9 @@ type storedRun struct {
 	record  map[string]any
 }
 
-func readRun(t *testing.T, store string) storedRun {
+func readRun(t *testing.T, root string) storedRun {
 	t.Helper()
-	r, err := loadRun(store)
+	r, err := loadRun(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,16 +159,16 @@ func readRun(t *testing.T, store string) storedRun {
 }
 
 // loadRun reads store/latest back; it is safe in any goroutine.
-func loadRun(store string) (storedRun, error) {
-	dir, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
+func loadRun(root string) (storedRun, error) {
+	dir, err := filepath.EvalSymlinks(filepath.Join(root, runstore.LatestLink))
 	if err != nil {
 		return storedRun{}, fmt.Errorf("store/latest: %w", err)
 	}
 	r := storedRun{dir: dir}
-	if r.ops, err = histories.ReadFile(filepath.Join(dir, histories.HistoryFile)); err != nil {
+	if r.ops, err = histories.ReadFile(filepath.Join(dir, runstore.HistoryFile)); err != nil {
 		return r, err
 	}
-	for file, dst := range map[string]*map[string]any{histories.ResultsFile: &r.results, histories.RunFile: &r.record} {
+	for file, dst := range map[string]*map[string]any{runstore.ResultsFile: &r.results, runstore.RecordFile: &r.record} {
 		b, err := os.ReadFile(filepath.Join(dir, file))
 		if err != nil {
 			return r, err
@@ -216,9 +217,9 @@ func nodeProcesses(t *testing.T, marker string) []int {
 
 func TestDefaultRunStoresAValidRun(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
+	root := filepath.Join(t.TempDir(), "store")
 	start := time.Now()
-	code, out := runCLI(t, bin, "test", "--store", store)
+	code, out := runCLI(t, bin, "test", "--store", root)
 	elapsed := time.Since(start)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
@@ -229,7 +230,7 @@ func TestDefaultRunStoresAValidRun(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
-	r := readRun(t, store)
+	r := readRun(t, root)
 	n := countOps(r.ops)
 	if got := n["invoke get"] + n["invoke set"]; got != 500 {
 		t.Errorf("%d get/set invokes, want 500 (5 clients x 100)", got)
@@ -257,25 +258,25 @@ func TestDefaultRunStoresAValidRun(t *testing.T) {
 			t.Errorf("node log %s missing or empty: %v", name, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(r.dir, histories.HarnessLog)); err != nil {
+	if _, err := os.Stat(filepath.Join(r.dir, runstore.HarnessLog)); err != nil {
 		t.Error(err)
 	}
 	if r.record["replay"] == nil || r.record["seed"] == nil {
 		t.Errorf("run.json lacks replay or seed: %v", r.record)
 	}
-	if pids := nodeProcesses(t, store); len(pids) > 0 {
+	if pids := nodeProcesses(t, root); len(pids) > 0 {
 		t.Errorf("node processes left behind: %v", pids)
 	}
 }
 
 func TestLargerClusterPasses(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", store, "--nodes", "5", "--clients", "10", "--rate", "40")
+	root := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", root, "--nodes", "5", "--clients", "10", "--rate", "40")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
-	r := readRun(t, store)
+	r := readRun(t, root)
 	n := countOps(r.ops)
 	if got := n["invoke get"] + n["invoke set"]; got != 1000 {
 		t.Errorf("%d invokes, want 1000", got)
@@ -295,11 +296,11 @@ func TestLargerClusterPasses(t *testing.T) {
 // history with one read edited to go down.
 func TestCheckRejectsEditedHistory(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
-	if code, out := runCLI(t, bin, "test", "--store", store, "--rate", "50", "--seed", "7"); code != 0 {
+	root := filepath.Join(t.TempDir(), "store")
+	if code, out := runCLI(t, bin, "test", "--store", root, "--rate", "50", "--seed", "7"); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	r := readRun(t, store)
+	r := readRun(t, root)
 	if code, out := runCLI(t, bin, "check", r.dir); code != 0 {
 		t.Fatalf("check of a stored valid run: exit %d\n%s", code, out)
 	}
@@ -343,13 +344,13 @@ func TestCheckRejectsEditedHistory(t *testing.T) {
 
 func TestNodeCmdRunsAnotherImplementation(t *testing.T) {
 	bin, mini := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
+	root := filepath.Join(t.TempDir(), "store")
 	tmpl := mini + " -id {name} -listen {http} -peer-http {peer_http} -dir {data_dir}"
-	code, out := runCLI(t, bin, "test", "--store", store, "--rate", "50", "--node-cmd", tmpl)
+	code, out := runCLI(t, bin, "test", "--store", root, "--rate", "50", "--node-cmd", tmpl)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
-	r := readRun(t, store)
+	r := readRun(t, root)
 	if r.results["valid"] != true {
 		t.Errorf("valid = %v", r.results["valid"])
 	}
@@ -362,14 +363,14 @@ func TestNodeCmdRunsAnotherImplementation(t *testing.T) {
 func TestConfigFileAndFlagOverride(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
+	root := filepath.Join(dir, "store")
 	conf := filepath.Join(dir, "config.toml")
 	os.WriteFile(conf, []byte("num_servers = 2\nnum_clients = 3\nrequests = 20\nrate = 100.0\nname = \"from-file\"\n"), 0o644)
-	code, out := runCLI(t, bin, "test", "--config", conf, "--store", store, "--requests", "10")
+	code, out := runCLI(t, bin, "test", "--config", conf, "--store", root, "--requests", "10")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
-	r := readRun(t, store)
+	r := readRun(t, root)
 	n := countOps(r.ops)
 	if got := n["invoke get"] + n["invoke set"]; got != 30 {
 		t.Errorf("%d invokes, want 3 clients x 10 requests (flag overrides file)", got)
@@ -378,7 +379,7 @@ func TestConfigFileAndFlagOverride(t *testing.T) {
 		t.Errorf("run stored in %s, want under from-file/", r.dir)
 	}
 	os.WriteFile(conf, []byte("num_servres = 2\n"), 0o644)
-	if code, out := runCLI(t, bin, "test", "--config", conf, "--store", store); code != 254 || !strings.Contains(out, "num_servres") {
+	if code, out := runCLI(t, bin, "test", "--config", conf, "--store", root); code != 254 || !strings.Contains(out, "num_servres") {
 		t.Errorf("unknown key: exit %d, want 254 naming the key:\n%s", code, out)
 	}
 }
@@ -388,13 +389,13 @@ func TestBadUsageExits254(t *testing.T) {
 	dir := t.TempDir()
 	garbage := filepath.Join(dir, "garbage.jsonl")
 	os.WriteFile(garbage, []byte(`{"index":0,"time":1,"type":"invoke","process":0,"f":"get","node":"n1"}`+"\nnot json\n"), 0o644)
-	store := filepath.Join(dir, "store")
+	root := filepath.Join(dir, "store")
 	for _, args := range [][]string{
-		{"test", "--store", store, "--nodes", "0"},
-		{"test", "--store", store, "--nodes", "three"},
-		{"test", "--store", store, "--no-such-flag"},
-		{"test", "--store", store, "--node-cmd", "x {nmae}"},
-		{"test", "--store", store, "--bug", "no-such-bug"},
+		{"test", "--store", root, "--nodes", "0"},
+		{"test", "--store", root, "--nodes", "three"},
+		{"test", "--store", root, "--no-such-flag"},
+		{"test", "--store", root, "--node-cmd", "x {nmae}"},
+		{"test", "--store", root, "--bug", "no-such-bug"},
 		{"check"},
 		{"check", "/no/such/run"},
 		{"check", garbage},
@@ -405,7 +406,7 @@ func TestBadUsageExits254(t *testing.T) {
 			t.Errorf("%v: exit %d, want 254\n%s", args, code, out)
 		}
 	}
-	if _, err := os.Stat(store); err == nil {
+	if _, err := os.Stat(root); err == nil {
 		t.Error("a rejected command created the store")
 	}
 }
@@ -423,8 +424,8 @@ func TestInterruptedHarnessStopsNodes(t *testing.T) {
 
 func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
-	cmd := exec.Command(bin, "test", "--store", store, "--requests", "1000")
+	root := filepath.Join(t.TempDir(), "store")
+	cmd := exec.Command(bin, "test", "--store", root, "--requests", "1000")
 	cmd.Env = labtest.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -434,9 +435,9 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	// Wait until the client phase runs: the history has ops.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		dir, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
+		dir, err := filepath.EvalSymlinks(filepath.Join(root, runstore.LatestLink))
 		if err == nil {
-			if st, err := os.Stat(filepath.Join(dir, histories.HistoryFile)); err == nil && st.Size() > 0 {
+			if st, err := os.Stat(filepath.Join(dir, runstore.HistoryFile)); err == nil && st.Size() > 0 {
 				break
 			}
 		}
@@ -446,7 +447,7 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := len(nodeProcesses(t, store)); n != 3 {
+	if n := len(nodeProcesses(t, root)); n != 3 {
 		t.Fatalf("%d node processes running, want 3", n)
 	}
 	cmd.Process.Signal(sig)
@@ -459,7 +460,7 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	}
 	deadline = time.Now().Add(2 * time.Second)
 	for {
-		pids := nodeProcesses(t, store)
+		pids := nodeProcesses(t, root)
 		if len(pids) == 0 {
 			break
 		}
@@ -469,11 +470,11 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The history written so far is intact and readable.
-	r, err := filepath.EvalSymlinks(filepath.Join(store, histories.LatestLink))
+	r, err := filepath.EvalSymlinks(filepath.Join(root, runstore.LatestLink))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops, err := histories.ReadFile(filepath.Join(r, histories.HistoryFile))
+	ops, err := histories.ReadFile(filepath.Join(r, runstore.HistoryFile))
 	if err != nil && !errors.Is(err, histories.ErrTruncated) {
 		t.Fatal(err)
 	}
@@ -516,12 +517,12 @@ func TestStandaloneClient(t *testing.T) {
 // node is left listening after the run, and the run is still valid.
 func TestWrappedNodesAreStopped(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", store, "--node-cmd", wrappedNodeCmd, "--requests", "20", "--rate", "50")
+	root := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", root, "--node-cmd", wrappedNodeCmd, "--requests", "20", "--rate", "50")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
-	if pids := nodeProcesses(t, store); len(pids) > 0 {
+	if pids := nodeProcesses(t, root); len(pids) > 0 {
 		t.Errorf("node processes left after the run: %v", pids)
 	}
 }
@@ -531,8 +532,8 @@ func TestWrappedNodesAreStopped(t *testing.T) {
 // SIGTERM.
 func TestNodeThatExitsSaysSo(t *testing.T) {
 	bin, _ := buildBinaries(t)
-	store := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", store, "--node-cmd", "/bin/false")
+	root := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", root, "--node-cmd", "/bin/false")
 	if code != 255 || !strings.Contains(out, "exited on its own (exit status 1)") || strings.Contains(out, "did not exit cleanly") {
 		t.Errorf("exit %d, want 255 and the node's own exit:\n%s", code, out)
 	}
@@ -551,8 +552,8 @@ func TestInterruptsEndEveryPhase(t *testing.T) {
 		{"start-up", []string{"--node-cmd", "sleep 100"}, "interrupted"},
 		{"a huge run", []string{"--clients", "10", "--requests", "1000000", "--rate", "0"}, "interrupted"},
 	} {
-		store := filepath.Join(t.TempDir(), "store")
-		run := startCLI(t, bin, append([]string{"test", "--store", store}, tc.args...)...)
+		root := filepath.Join(t.TempDir(), "store")
+		run := startCLI(t, bin, append([]string{"test", "--store", root}, tc.args...)...)
 		time.Sleep(time.Second)
 		start := time.Now()
 		run.cmd.Process.Signal(syscall.SIGINT)
@@ -565,7 +566,7 @@ func TestInterruptsEndEveryPhase(t *testing.T) {
 		if took > 5*time.Second {
 			t.Errorf("%s: SIGINT took %s to end the run, want under 5 s", tc.name, took)
 		}
-		if pids := nodeProcesses(t, store); len(pids) > 0 {
+		if pids := nodeProcesses(t, root); len(pids) > 0 {
 			t.Errorf("%s: node processes left: %v", tc.name, pids)
 		}
 	}

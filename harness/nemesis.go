@@ -1,9 +1,10 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -75,20 +76,15 @@ func (c *cluster) signal(node string, sig syscall.Signal) error {
 	return p.signal(sig)
 }
 
-// schedule builds the run's fault schedule: the scripted one from the
-// schedule file, else one generated from the seed for the kinds asked for,
+// schedule builds the run's fault schedule: the scripted one, else one
+// generated from the seed for the kinds asked for,
 // spanning the expected client phase. It returns nil when no fault is asked
 // for.
 func (cfg *Config) schedule(nodes []string) (nemesis.Schedule, error) {
-	if cfg.NemesisSchedule != "" {
-		f, err := os.Open(cfg.NemesisSchedule)
+	if cfg.Script != "" {
+		s, err := nemesis.ParseSchedule(strings.NewReader(cfg.Script), nodes, cfg.Seed)
 		if err != nil {
-			return nil, fmt.Errorf("--nemesis-schedule: %w", err)
-		}
-		defer f.Close()
-		s, err := nemesis.ParseSchedule(f, nodes, cfg.Seed)
-		if err != nil {
-			return nil, fmt.Errorf("--nemesis-schedule %s: %w", cfg.NemesisSchedule, err)
+			return nil, fieldErr("nemesis_schedule", "%s: %v", cmp.Or(cfg.NemesisSchedule, "the script"), err)
 		}
 		return s, nil
 	}
@@ -97,7 +93,7 @@ func (cfg *Config) schedule(nodes []string) (nemesis.Schedule, error) {
 	}
 	s, err := nemesis.Generate(cfg.Seed, cfg.Nemesis, cfg.NemesisInterval, cfg.expectedClientPhase(), nodes)
 	if err != nil {
-		return nil, fmt.Errorf("--nemesis: %w", err)
+		return nil, fieldErr("nemesis", "%v", err)
 	}
 	return s, nil
 }

@@ -63,20 +63,20 @@ func TestNemesisKindsPassOnTheCorrectServer(t *testing.T) {
 		jobs = append(jobs, job{"partition,delay,kill,pause", seed})
 	}
 	parallelRuns(jobs, 5, func(j job) {
-		store := filepath.Join(t.TempDir(), "store")
+		root := filepath.Join(t.TempDir(), "store")
 		// The loopback network: faults inside the nodes, through the admin
 		// API (the lab's are in lab_e2e_test.go).
 		requests := "80"
 		if strings.Contains(j.kinds, ",") {
 			requests = "100" // the default run
 		}
-		code, out := runCLI(t, bin, "test", "--net", "loopback", "--store", store, "--nemesis", j.kinds, "--nemesis-interval", "2s",
+		code, out := runCLI(t, bin, "test", "--net", "loopback", "--store", root, "--nemesis", j.kinds, "--nemesis-interval", "2s",
 			"--seed", fmt.Sprint(j.seed), "--requests", requests)
 		if code != 0 {
 			t.Errorf("--nemesis %s --seed %d: exit %d, want 0:\n%s", j.kinds, j.seed, code, out)
 			return
 		}
-		r, err := loadRun(store)
+		r, err := loadRun(root)
 		if err != nil {
 			t.Errorf("--nemesis %s --seed %d: %v", j.kinds, j.seed, err)
 			return
@@ -106,12 +106,12 @@ func TestLongPartitionConverges(t *testing.T) {
 	dir := t.TempDir()
 	sched := filepath.Join(dir, "schedule.txt")
 	os.WriteFile(sched, []byte("1s start-partition halves\n37s stop-partition\n"), 0o644)
-	store := filepath.Join(dir, "store")
-	code, out := runCLI(t, bin, "test", "--store", store, "--nemesis-schedule", sched, "--rate", "2", "--requests", "80")
+	root := filepath.Join(dir, "store")
+	code, out := runCLI(t, bin, "test", "--store", root, "--nemesis-schedule", sched, "--rate", "2", "--requests", "80")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
-	r := readRun(t, store)
+	r := readRun(t, root)
 	var start, stop int64 = -1, -1
 	for _, op := range r.ops {
 		switch op.F {
@@ -142,14 +142,14 @@ func TestSameSeedReplaysSameFaultsAndOps(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	var runs [2]storedRun
 	parallelRuns([]int{0, 1}, 2, func(i int) {
-		store := filepath.Join(t.TempDir(), "store")
-		code, out := runCLI(t, bin, "test", "--store", store, "--seed", "99", "--nemesis", "partition,delay,kill,pause",
+		root := filepath.Join(t.TempDir(), "store")
+		code, out := runCLI(t, bin, "test", "--store", root, "--seed", "99", "--nemesis", "partition,delay,kill,pause",
 			"--nemesis-interval", "1s", "--requests", "50", "--rate", "20")
 		if code != 0 {
 			t.Errorf("run %d: exit %d\n%s", i, code, out)
 			return
 		}
-		r, err := loadRun(store)
+		r, err := loadRun(root)
 		if err != nil {
 			t.Errorf("run %d: %v", i, err)
 			return
@@ -205,8 +205,8 @@ func TestInterruptDuringPartition(t *testing.T) {
 	dir := t.TempDir()
 	sched := filepath.Join(dir, "schedule.txt")
 	os.WriteFile(sched, []byte("200ms start-partition isolate n1\n"), 0o644)
-	store := filepath.Join(dir, "store")
-	run := startCLI(t, bin, "test", "--store", store, "--nemesis-schedule", sched)
+	root := filepath.Join(dir, "store")
+	run := startCLI(t, bin, "test", "--store", root, "--nemesis-schedule", sched)
 	run.waitOutput(t, "start-partition")
 	run.cmd.Process.Signal(syscall.SIGINT)
 	err := run.cmd.Wait()
@@ -215,13 +215,13 @@ func TestInterruptDuringPartition(t *testing.T) {
 		t.Errorf("interrupted run: %v, want exit 255\n%s", err, run.output())
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for len(nodeProcesses(t, store)) > 0 {
+	for len(nodeProcesses(t, root)) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("node processes remain after Ctrl-C: %v", nodeProcesses(t, store))
+			t.Fatalf("node processes remain after Ctrl-C: %v", nodeProcesses(t, root))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if code, out := runCLI(t, bin, "test", "--store", store, "--requests", "20", "--rate", "50"); code != 0 {
+	if code, out := runCLI(t, bin, "test", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
 		t.Fatalf("the next run: exit %d\n%s", code, out)
 	}
 }

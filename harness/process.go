@@ -9,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/runstore"
+	"github.com/kballard/go-shellquote"
 )
 
 // DefaultNodeCmd is the node command template used when none is given; the
@@ -24,7 +25,7 @@ const DefaultNodeCmd = "{self} node --name {name} --http {http} --gossip {gossip
 // nodeSpec is everything needed to (re)start one node.
 type nodeSpec struct {
 	Name      string
-	Addrs     nodeAddrs
+	Addrs     runstore.NodeAddrs
 	DataDir   string
 	LogPath   string
 	TokenFile string
@@ -43,64 +44,18 @@ var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
 func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {
 	for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
 		if _, ok := vars[m[1]]; !ok {
-			return nil, fmt.Errorf("node command: unknown placeholder %s (known: {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} {self})", m[0])
+			return nil, fmt.Errorf("unknown placeholder %s in the node command (known: {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} {self})", m[0])
 		}
 	}
-	words, err := splitWords(tmpl)
+	words, err := shellquote.Split(tmpl)
 	if err != nil {
-		return nil, fmt.Errorf("node command: %w", err)
+		return nil, fmt.Errorf("unterminated quote or escape in the node command: %w", err)
 	}
 	if len(words) == 0 {
 		return nil, errors.New("node command is empty")
 	}
 	for i, w := range words {
 		words[i] = placeholder.ReplaceAllStringFunc(w, func(m string) string { return vars[m[1:len(m)-1]] })
-	}
-	return words, nil
-}
-
-// splitWords splits s into words like a POSIX shell would, without any
-// expansion other than quote removal. It works on bytes, since every
-// character of the syntax is ASCII, so words keep bytes that are not UTF-8
-// (a path in another encoding) unchanged.
-func splitWords(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	var quote byte
-	escaped := false
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case escaped:
-			cur.WriteByte(b)
-			escaped = false
-		case b == '\\' && quote != '\'':
-			escaped, inWord = true, true
-		case quote != 0:
-			if b == quote {
-				quote = 0
-			} else {
-				cur.WriteByte(b)
-			}
-		case b == '\'' || b == '"':
-			quote, inWord = b, true
-		case b == ' ' || b == '\t' || b == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteByte(b)
-			inWord = true
-		}
-	}
-	if quote != 0 || escaped {
-		return nil, fmt.Errorf("unterminated quote or escape in %q", s)
-	}
-	if inWord {
-		words = append(words, cur.String())
 	}
 	return words, nil
 }

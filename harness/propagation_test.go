@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/internal/labtest"
 	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // startTestCluster starts n real ec-counter node processes for a benchmark
@@ -20,11 +20,11 @@ import (
 // cleanup.
 func startTestCluster(tb testing.TB, bin string, n int, network string) *cluster {
 	tb.Helper()
-	run, err := histories.NewRun(filepath.Join(tb.TempDir(), "store"), "bench", time.Now())
+	run, err := runstore.Create(filepath.Join(tb.TempDir(), "root"), "bench", time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var addrs []nodeAddrs
+	var addrs []runstore.NodeAddrs
 	var hosts []*lab.Host
 	if network == NetLab {
 		labtest.Need(tb)

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -16,9 +16,12 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/internal/atomicfile"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/report"
+	"github.com/ec-counter/ec-counter/runstore"
+	"github.com/kballard/go-shellquote"
 )
 
 // Outcome is what one run produced.
@@ -27,64 +30,17 @@ type Outcome struct {
 	Seed    uint64         // the seed used
 	Result  checker.Result // the checkers' verdict
 	Replay  string         // the command that replays this run
-	Timings Timings
+	Timings runstore.Timings
 	Nemesis string // what the nemesis did; empty without faults
 	Report  string // the report's path; empty if it could not be written
 }
 
-// Timings splits a run's wall time into its phases.
-type Timings struct {
-	Startup     time.Duration `json:"startup_ns"`
-	Clients     time.Duration `json:"clients_ns"`
-	Convergence time.Duration `json:"convergence_ns"`
-	Shutdown    time.Duration `json:"shutdown_ns"`
-	Checking    time.Duration `json:"checking_ns"`
-	Total       time.Duration `json:"total_ns"`
-}
-
-// runRecord is run.json.
-type runRecord struct {
-	Name     string               `json:"name"`
-	Seed     uint64               `json:"seed"`
-	Version  string               `json:"version"`
-	Config   Config               `json:"config"`
-	Command  []string             `json:"command"`
-	Replay   string               `json:"replay"`
-	Nodes    map[string]nodeAddrs `json:"nodes"`
-	Start    time.Time            `json:"start"`
-	End      time.Time            `json:"end,omitzero"`
-	Timings  *Timings             `json:"timings,omitempty"`
-	Valid    *checker.Validity    `json:"valid,omitempty"`
-	Error    string               `json:"error,omitempty"`
-	Unclean  []string             `json:"unclean_shutdown,omitempty"`
-	Schedule string               `json:"nemesis_schedule,omitempty"`
-	// NemesisUnused lists the --nemesis kinds the run was too short for.
-	NemesisUnused []string   `json:"nemesis_unused,omitempty"`
-	Interrupted   bool       `json:"interrupted,omitempty"`
-	Network       string     `json:"network,omitempty"` // lab or loopback
-	Lab           *labRecord `json:"lab,omitempty"`
-}
-
-// labRecord is what run.json says of the lab: its number, and the network
-// namespaces of the router and of each host, by which a test can tell that
-// none outlived the run.
-type labRecord struct {
-	ID         int                `json:"id"`
-	Router     string             `json:"router_netns"`
-	Hosts      map[string]labHost `json:"hosts"`
-	QueueDrops uint64             `json:"queue_drops"`
-}
-
-type labHost struct {
-	Addr  string `json:"addr"`
-	NetNS string `json:"netns"`
-}
-
-func newLabRecord(l *lab.Lab) *labRecord {
-	rec := &labRecord{ID: l.ID(), Hosts: map[string]labHost{}}
+// newLabRecord describes l for run.json.
+func newLabRecord(l *lab.Lab) *runstore.Lab {
+	rec := &runstore.Lab{ID: l.ID(), Hosts: map[string]runstore.LabHost{}}
 	rec.Router, _ = os.Readlink("/proc/self/ns/net")
 	for _, h := range l.Hosts() {
-		rec.Hosts[h.Name] = labHost{Addr: h.Addr.String(), NetNS: h.NetNS()}
+		rec.Hosts[h.Name] = runstore.LabHost{Addr: h.Addr.String(), NetNS: h.NetNS()}
 	}
 	return rec
 }
@@ -115,35 +71,48 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 		cfg.Seed = rand.Uint64() >> 1 // keep it readable as a signed int too
 	}
 	start := time.Now()
-	run, err := histories.NewRun(cfg.Store, cfg.Name, start)
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	run, err := runstore.Create(cfg.Store, cfg.Name, start)
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(run.Path(histories.HarnessLog))
+	logFile, err := os.Create(run.File(runstore.HarnessLog))
 	if err != nil {
 		return nil, fmt.Errorf("create harness log: %w", err)
 	}
 	defer logFile.Close()
 	out = io.MultiWriter(out, logFile)
 	r := &runner{cfg: cfg, run: run, out: out, start: start}
-	r.rec = runRecord{
-		Name: cfg.Name, Seed: cfg.Seed, Version: version(), Config: cfg,
-		Command: os.Args, Replay: replayCommand(cfg), Start: start.UTC(),
+	replay := cfg
+	if cfg.Script != "" {
+		// The run keeps its own copy of the script: the replay needs no
+		// other file, and editing the original changes no stored run.
+		replay.NemesisSchedule = run.File(runstore.ScheduleFile)
+		if err := atomicfile.WriteBytes(replay.NemesisSchedule, 0o644, []byte(cfg.Script)); err != nil {
+			return nil, err
+		}
+	}
+	r.rec = runstore.Record{
+		Name: cfg.Name, Seed: cfg.Seed, Version: version(), Config: cfgJSON,
+		Command: cfg.Command, Replay: replay.replayCommand(), Start: start.UTC(),
 	}
 	o, err := r.execute(ctx)
 	r.rec.End = time.Now().UTC()
 	if err != nil {
 		r.rec.Error = err.Error()
 		r.rec.Interrupted = ctx.Err() != nil
-		fmt.Fprintf(out, "run failed: %v\nhistory and logs kept in %s\n", err, run.Dir)
+		fmt.Fprintf(out, "run failed: %v\nhistory and logs kept in %s\n", err, run)
 	}
 	if werr := r.writeRecord(); werr != nil && err == nil {
 		err = werr
 	}
 	// Crashed and interrupted runs get a report too: it shows what there is.
 	if !r.reported {
-		if rerr := report.Write(run.Dir); rerr != nil {
-			fmt.Fprintf(out, "could not write %s: %v\n", report.File, rerr)
+		if rerr := report.Write(string(run)); rerr != nil {
+			fmt.Fprintf(out, "could not write %s: %v\n", runstore.ReportFile, rerr)
 		}
 	}
 	return o, err
@@ -151,10 +120,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 
 type runner struct {
 	cfg   Config
-	run   histories.Run
+	run   runstore.RunDir
 	out   io.Writer
 	start time.Time
-	rec   runRecord
+	rec   runstore.Record
 	mu    sync.Mutex // guards out
 
 	nemesisStats string // what the nemesis did, for the summary
@@ -169,17 +138,13 @@ func (r *runner) logf(format string, args ...any) {
 }
 
 func (r *runner) writeRecord() error {
-	b, err := json.MarshalIndent(&r.rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileSync(r.run.Path(histories.RunFile), append(b, '\n'))
+	return runstore.WriteRecord(r.run, &r.rec)
 }
 
 func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	cfg := r.cfg
-	t := Timings{}
-	r.logf("run %s: seed %d, %d nodes, %d clients x %d requests at %g/s", r.run.Dir, cfg.Seed, cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate)
+	t := runstore.Timings{}
+	r.logf("run %s: seed %d, %d nodes, %d clients x %d requests at %g/s", r.run, cfg.Seed, cfg.Nodes, cfg.Clients, cfg.Requests, cfg.Rate)
 	if cfg.Bug != "" {
 		r.logf("nodes run with bug %q switched on", cfg.Bug)
 	}
@@ -193,7 +158,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		r.logf("nemesis: %d steps of the schedule come after the client phase (about %s) and will not run, from: %s",
 			len(late), cfg.expectedClientPhase().Round(time.Millisecond), late[0])
 	}
-	if cfg.NemesisSchedule == "" {
+	if cfg.Script == "" {
 		if unused := nemesis.Unused(cfg.Nemesis, sched); len(unused) > 0 {
 			r.rec.NemesisUnused = unused
 			r.logf("nemesis: the client phase has room for %d fault windows, fewer than the kinds asked: no %s in this run (lengthen it with --requests or shorten --nemesis-interval)",
@@ -218,7 +183,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.rec.Nodes = make(map[string]nodeAddrs)
+	r.rec.Nodes = make(map[string]runstore.NodeAddrs)
 	for _, s := range cl.specs {
 		r.rec.Nodes[s.Name] = s.Addrs
 	}
@@ -243,7 +208,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	}
 	defer stopCluster() // also on panic: never leave a node behind
 
-	histFile, err := os.OpenFile(r.run.Path(histories.HistoryFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	histFile, err := os.OpenFile(r.run.File(runstore.HistoryFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create history: %w", err)
 	}
@@ -326,17 +291,17 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	}
 
 	phase = time.Now()
-	ops, err := histories.ReadFile(r.run.Path(histories.HistoryFile))
+	ops, err := histories.ReadFile(r.run.File(runstore.HistoryFile))
 	if err != nil {
 		return nil, fmt.Errorf("read back history: %w", err)
 	}
 	res := checker.Check(ops)
-	if err := writeJSON(r.run.Path(histories.ResultsFile), res); err != nil {
+	if err := runstore.WriteJSON(r.run.File(runstore.ResultsFile), res); err != nil {
 		return nil, err
 	}
 	if res.Checks.Linearizable.Valid == checker.Invalid {
-		if err := writeLinearHTML(r.run.Path(LinearFile), ops); err != nil {
-			r.logf("could not write %s: %v", LinearFile, err)
+		if err := writeLinearHTML(r.run.File(runstore.LinearFile), ops); err != nil {
+			r.logf("could not write %s: %v", runstore.LinearFile, err)
 		}
 	}
 	t.Checking = time.Since(phase)
@@ -344,17 +309,17 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	r.rec.Timings = &t
 	r.rec.Valid = &res.Valid
 
-	o := &Outcome{Dir: r.run.Dir, Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
+	o := &Outcome{Dir: string(r.run), Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
 	// The record and the report before the summary, which names the report
 	// only if it was written (a full disk, say).
 	r.rec.End = time.Now().UTC()
 	if err := r.writeRecord(); err != nil {
 		return nil, err
 	}
-	if err := report.Write(r.run.Dir); err != nil {
-		r.logf("could not write %s: %v", report.File, err)
+	if err := report.Write(string(r.run)); err != nil {
+		r.logf("could not write %s: %v", runstore.ReportFile, err)
 	} else {
-		o.Report = filepath.Join(r.run.Dir, report.File)
+		o.Report = r.run.File(runstore.ReportFile)
 	}
 	r.reported = true
 	r.mu.Lock()
@@ -377,7 +342,7 @@ func lateSteps(s nemesis.Schedule, phase time.Duration) []nemesis.Step {
 // setUpNetwork prepares where the nodes run: in the lab, it builds one
 // host per node and returns the lab (the caller closes it); on loopback, it
 // picks free addresses and returns a nil lab.
-func (r *runner) setUpNetwork(ctx context.Context) (*lab.Lab, []nodeAddrs, error) {
+func (r *runner) setUpNetwork(ctx context.Context) (*lab.Lab, []runstore.NodeAddrs, error) {
 	r.rec.Network = r.cfg.network()
 	if r.rec.Network != NetLab {
 		addrs, err := allocateAddrs(r.cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
@@ -545,19 +510,10 @@ func verdictWord(v checker.Validity) string {
 	return strings.ToUpper(v.String())
 }
 
-// replayCommand renders the command line that replays cfg.
-func replayCommand(cfg Config) string {
-	prog := "ec-counter"
-	if exe, err := os.Executable(); err == nil && strings.Contains(exe, "go-build") {
-		prog = "go run ./cmd/ec-counter"
-	}
-	args := cfg.ReplayArgs()
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " '\"{}$\\") {
-			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return prog + " " + strings.Join(args, " ")
+// replayCommand renders the command line that replays the run c
+// describes, quoted for a POSIX shell.
+func (c *Config) replayCommand() string {
+	return cmp.Or(c.Program, "ec-counter") + " " + shellquote.Join(c.ReplayArgs()...)
 }
 
 func version() string {
@@ -574,18 +530,6 @@ func version() string {
 	return v
 }
 
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	return writeFileSync(path, append(b, '\n'))
-}
-
-// LinearFile is porcupine's visualisation of the ops around the first
-// per-server linearizability violation, written to the run directory.
-const LinearFile = "linear.html"
-
 func writeLinearHTML(path string, ops []histories.Op) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -596,34 +540,4 @@ func writeLinearHTML(path string, ops []histories.Op) error {
 		err = cerr
 	}
 	return err
-}
-
-// writeFileSync writes a file and fsyncs it, so a stored run survives a crash.
-func writeFileSync(path string, b []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// ExitCode maps a verdict to the exit code of README "Exit codes".
-func ExitCode(v checker.Validity) int {
-	switch v {
-	case checker.Valid:
-		return 0
-	case checker.Invalid:
-		return 1
-	}
-	return 2
 }

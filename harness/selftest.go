@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
+	"golang.org/x/sync/errgroup"
 )
 
 // Scenario is one selftest case: a bug (or the correct server, Bug "") and
@@ -181,10 +180,6 @@ func Selftest(ctx context.Context, opts SelftestOptions, out io.Writer) ([]Selft
 			return nil, fmt.Errorf("no scenario named %s; known: %s", strings.Join(opts.Only, ", "), strings.Join(known, ", "))
 		}
 	}
-	schedDir, err := filepath.Abs(filepath.Join(opts.Store, "selftest-schedules"))
-	if err != nil {
-		return nil, err
-	}
 	rows := make([]SelftestRow, len(scenarios))
 	type job struct {
 		row  int
@@ -194,7 +189,7 @@ func Selftest(ctx context.Context, opts SelftestOptions, out io.Writer) ([]Selft
 	var jobs []job
 	for i, s := range scenarios {
 		rows[i] = SelftestRow{Scenario: s, Checks: map[string]int{}}
-		cfg, err := s.config(opts, schedDir)
+		cfg, err := s.config(opts)
 		if err != nil {
 			return nil, err
 		}
@@ -205,59 +200,46 @@ func Selftest(ctx context.Context, opts SelftestOptions, out io.Writer) ([]Selft
 		}
 	}
 	var mu sync.Mutex
-	var firstErr error
-	work := make(chan job)
-	var wg sync.WaitGroup
-	for w := 0; w < opts.Parallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				start := time.Now()
-				o, err := Run(ctx, j.cfg, io.Discard)
-				d := time.Since(start)
-				mu.Lock()
-				row := &rows[j.row]
-				row.Tried++
-				row.Time += d
-				verdict := "crashed"
-				switch {
-				case err != nil:
-					row.Failures = append(row.Failures, fmt.Sprintf("seed %d: harness failed: %v", j.seed, err))
-					if ctx.Err() != nil && firstErr == nil {
-						firstErr = ctx.Err()
-					}
-				default:
-					verdict = o.Result.Valid.String()
-					fired := failedChecks(o.Result)
-					for _, f := range fired {
-						row.Checks[f]++
-					}
-					caught := o.Result.Valid == checker.Invalid
-					if (row.Scenario.Bug != "") == caught && (caught || o.Result.Valid == checker.Valid) {
-						row.Passed++
-					} else {
-						row.Failures = append(row.Failures, fmt.Sprintf("seed %d: %s %s", j.seed, verdict, o.Dir))
-					}
-				}
-				fmt.Fprintf(out, "%-22s seed %-3d %-8s %6s\n", row.Scenario.Name(), j.seed, verdict, d.Round(100*time.Millisecond))
-				mu.Unlock()
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(opts.Parallel)
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- j
+		g.Go(func() error {
+			start := time.Now()
+			o, err := Run(ctx, j.cfg, io.Discard)
+			d := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			row := &rows[j.row]
+			row.Tried++
+			row.Time += d
+			verdict := "crashed"
+			if err != nil {
+				row.Failures = append(row.Failures, fmt.Sprintf("seed %d: harness failed: %v", j.seed, err))
+			} else {
+				verdict = o.Result.Valid.String()
+				for _, f := range failedChecks(o.Result) {
+					row.Checks[f]++
+				}
+				caught := o.Result.Valid == checker.Invalid
+				if (row.Scenario.Bug != "") == caught && (caught || o.Result.Valid == checker.Valid) {
+					row.Passed++
+				} else {
+					row.Failures = append(row.Failures, fmt.Sprintf("seed %d: %s %s", j.seed, verdict, o.Dir))
+				}
+			}
+			fmt.Fprintf(out, "%-22s seed %-3d %-8s %6s\n", row.Scenario.Name(), j.seed, verdict, d.Round(100*time.Millisecond))
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
-	return rows, firstErr
+	g.Wait()
+	return rows, ctx.Err()
 }
 
 // config turns a scenario into a run configuration.
-func (s Scenario) config(opts SelftestOptions, schedDir string) (Config, error) {
+func (s Scenario) config(opts SelftestOptions) (Config, error) {
 	cfg := Defaults()
 	cfg.Store = opts.Store
 	if opts.NodeCmd != "" {
@@ -270,15 +252,7 @@ func (s Scenario) config(opts SelftestOptions, schedDir string) (Config, error) 
 	if opts.Net != "" {
 		cfg.Net = opts.Net
 	}
-	if s.Schedule != "" {
-		if err := os.MkdirAll(schedDir, 0o755); err != nil {
-			return cfg, err
-		}
-		cfg.NemesisSchedule = filepath.Join(schedDir, cfg.Name+".txt")
-		if err := os.WriteFile(cfg.NemesisSchedule, []byte(s.Schedule), 0o644); err != nil {
-			return cfg, err
-		}
-	}
+	cfg.Script = s.Schedule
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("selftest scenario %s: %w", s.Name(), err)
 	}

@@ -10,7 +10,7 @@ func TestScenariosAreValidConfigs(t *testing.T) {
 			t.Errorf("two scenarios named %q", s.Name())
 		}
 		seen[s.Name()] = true
-		if _, err := s.config(opts, t.TempDir()); err != nil {
+		if _, err := s.config(opts); err != nil {
 			t.Errorf("%s: %v", s.Name(), err)
 		}
 	}

@@ -44,67 +44,14 @@
 // lab), they change whatever the processes do, and a network that fails to
 // install them is named as "not installed: n2".
 //
-// # Schedule format
+// # Schedules
 //
-// A scripted schedule is a text file with one step a line: a time offset
-// from the start of the nemesis, an action, and the action's arguments.
-// Blank lines and everything from a # to the end of a line are ignored.
-// Steps run in file order; times are Go durations (0s, 1.5s, 500ms, 1m30s)
-// and must never decrease. For example:
-//
-//	# at   action            arguments
-//	0s     start-partition   isolate n1
-//	2s     stop-partition
-//	3s     kill              n2
-//	5s     restart           n2
-//	6s     start-link        delay=200ms jitter=50ms loss=10% nodes=all
-//	8s     stop-link
-//	9s     pause             majority
-//	11s    resume            all
-//
-// The actions:
-//
-//	start-partition SHAPE [oneway]  cut the network, replacing any partition in force
-//	stop-partition                  heal the partition
-//	start-link ARGS                 degrade links, replacing any link fault in force
-//	stop-link                       remove the link fault
-//	kill TARGET                     SIGKILL nodes, waiting for them to exit
-//	restart NODES|all               start killed nodes again
-//	pause TARGET                    SIGSTOP nodes
-//	resume NODES|all                SIGCONT paused nodes
-//
-// SHAPE is one of (random choices are drawn from the run's seed):
-//
-//	isolate [NODE]                  NODE (default: a random node) against the rest
-//	halves [A|B]                    the first ⌊n/2⌋ nodes against the rest
-//	random-halves [A|B]             a random ⌊n/2⌋ nodes against the rest
-//	bridge [A|X|B]                  A and B cut apart, X sees both (default: random)
-//	majorities-ring [RING]          each node sees itself and the nodes nearest it in
-//	                                RING (default: a random order), a majority
-//	A|B|...                         explicit groups, like n1,n2|n3: every group drops
-//	                                the others' traffic; unlisted nodes are not cut
-//
-// where A, B and X are comma-separated node names. With "oneway", or a
-// "-oneway" suffix on the shape, only one direction is cut: each group drops
-// the traffic of the groups after it (for a bridge, A drops B's), while they
-// still hear it. The majorities ring has no one-way variant.
-//
-// start-link takes key=value arguments, at least one of delay, jitter and
-// loss:
-//
-//	delay=DURATION                  added delay, e.g. 200ms (whole milliseconds)
-//	jitter=DURATION                 the delay varies uniformly by ± this
-//	loss=PERCENT                    packets and streams lost, e.g. 10% or 0.1
-//	nodes=TARGET                    whose links, to and from every peer (default all)
-//
-// TARGET is one, minority (⌊(n-1)/2⌋ nodes, at least one), majority
-// (⌊n/2⌋+1 nodes), all, or comma-separated node names like n1,n3. Symbolic
-// targets of kill and pause choose among the nodes that are neither killed
-// nor paused at that point of the schedule. restart and resume take node
-// names, which must be killed (paused) at that point, or all: every node
-// killed (paused) and not yet restarted (resumed).
-//
-// Parsing resolves every symbolic choice, so a parsed or generated
-// [Schedule] is concrete, and its String method prints it in this format.
-// Errors name the line and what is wrong.
+// A [Schedule] is concrete: every random choice (the node to isolate, the
+// nodes "majority" stands for) is made when it is generated or parsed, so
+// its String method prints it as a script that [ParseSchedule] reads back
+// as the same schedule. The script format (its actions, partition shapes,
+// link-fault arguments, targets and errors), the fault kinds [Generate]
+// draws from and what each action records in the history are documented
+// once, in SCHEDULE.md next to this file; testdata/schedules holds a golden
+// example of every kind of step and error.
 package nemesis

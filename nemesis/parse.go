@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ParseSchedule reads a scripted schedule in the format documented in the
-// package comment (and SCHEDULE.md) for a cluster of nodes. Symbolic
+// ParseSchedule reads a scripted schedule in the format of SCHEDULE.md
+// (README "Scripted schedules") for a cluster of nodes. Symbolic
 // targets (one, minority, majority, all) and unspecified partition choices
 // are resolved here, with random choices drawn from seed, so the returned
 // schedule is concrete: its String reads back as the same schedule.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // chromiumPath is where Debian's chromium package installs the browser.
@@ -98,13 +99,13 @@ func screenshotDir(t *testing.T) string {
 
 func TestBrowserReport10k(t *testing.T) {
 	needChromium(t)
-	store := t.TempDir()
+	root := t.TempDir()
 	s := synth{seed: 10, nodes: 3, clients: 10, ops: 10_000, faults: true, bug: true}
-	dir := writeRun(t, store, "browser", t0, s, false)
+	dir := writeRun(t, root, "browser", t0, s, false)
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	report := filepath.Join(dir, File)
+	report := filepath.Join(dir, runstore.ReportFile)
 	dom, wall := chromium(t, fileURL(t, report), "--dump-dom")
 
 	body := attrsOf(t, dom, `<body`)
@@ -172,13 +173,13 @@ func TestBrowserReport10k(t *testing.T) {
 
 func TestBrowserAnomalyLinksToOps(t *testing.T) {
 	needChromium(t)
-	store := t.TempDir()
-	dir := writeRun(t, store, "anomaly", t0, synth{seed: 11, nodes: 3, clients: 6, ops: 3000, faults: true, bug: true}, false)
+	root := t.TempDir()
+	dir := writeRun(t, root, "anomaly", t0, synth{seed: 11, nodes: 3, clients: 6, ops: 3000, faults: true, bug: true}, false)
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	var res checker.Result
-	if err := readJSON(filepath.Join(dir, histories.ResultsFile), &res); err != nil {
+	res, err := runstore.ReadResults(runstore.RunDir(dir))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Anomalies) == 0 || len(res.Anomalies[0].Ops) == 0 {
@@ -191,7 +192,7 @@ func TestBrowserAnomalyLinksToOps(t *testing.T) {
 	}
 
 	// Following an anomaly's link selects its ops in the timeline.
-	dom, _ := chromium(t, fileURL(t, filepath.Join(dir, File))+"#anomaly=1", "--dump-dom")
+	dom, _ := chromium(t, fileURL(t, filepath.Join(dir, runstore.ReportFile))+"#anomaly=1", "--dump-dom")
 	if e := attrsOf(t, dom, `<body`)["data-error"]; e != "" {
 		t.Fatalf("script error: %s", e)
 	}
@@ -200,7 +201,7 @@ func TestBrowserAnomalyLinksToOps(t *testing.T) {
 		t.Errorf("anomaly 1 selected ops %q, want %q", got, strings.Join(want, ","))
 	}
 	// An anomaly may name both ends of one op: count the distinct ones.
-	ops, _ := histories.ReadFile(filepath.Join(dir, histories.HistoryFile))
+	ops, _ := histories.ReadFile(filepath.Join(dir, runstore.HistoryFile))
 	p := buildPage(ops, nil, nil)
 	callOf := map[int64]int{}
 	for i := range p.Calls.Inv {
@@ -230,7 +231,7 @@ func TestBrowserAnomalyLinksToOps(t *testing.T) {
 	}
 
 	// A single op, by its link.
-	dom, _ = chromium(t, fileURL(t, filepath.Join(dir, File))+"#op="+want[0], "--dump-dom")
+	dom, _ = chromium(t, fileURL(t, filepath.Join(dir, runstore.ReportFile))+"#op="+want[0], "--dump-dom")
 	if got := attrsOf(t, dom, `<div id="details"`)["data-selected-op"]; got != want[0] {
 		t.Errorf("#op=%s selected %q", want[0], got)
 	}
@@ -238,11 +239,11 @@ func TestBrowserAnomalyLinksToOps(t *testing.T) {
 
 func TestBrowserServeIndex(t *testing.T) {
 	needChromium(t)
-	store := t.TempDir()
-	writeRun(t, store, "alpha", t0, synth{seed: 1, nodes: 3, clients: 4, ops: 600, faults: true}, false)
-	writeRun(t, store, "alpha", t0.Add(time.Hour), synth{seed: 2, nodes: 3, clients: 4, ops: 600, bug: true}, false)
-	writeRun(t, store, "beta", t0.Add(2*time.Hour), synth{seed: 3, nodes: 3, clients: 4, ops: 600}, true)
-	srv := httptest.NewServer(Handler(store))
+	root := t.TempDir()
+	writeRun(t, root, "alpha", t0, synth{seed: 1, nodes: 3, clients: 4, ops: 600, faults: true}, false)
+	writeRun(t, root, "alpha", t0.Add(time.Hour), synth{seed: 2, nodes: 3, clients: 4, ops: 600, bug: true}, false)
+	writeRun(t, root, "beta", t0.Add(2*time.Hour), synth{seed: 3, nodes: 3, clients: 4, ops: 600}, true)
+	srv := httptest.NewServer(Handler(root))
 	defer srv.Close()
 
 	dom, _ := chromium(t, srv.URL+"/", "--dump-dom")
@@ -338,15 +339,15 @@ const interactions = `<script>
 
 func TestBrowserInteractions(t *testing.T) {
 	needChromium(t)
-	store := t.TempDir()
+	root := t.TempDir()
 	s := synth{seed: 12, nodes: 3, clients: 6, ops: 4000, faults: true, bug: true}
-	dir := writeRun(t, store, "ui", t0, s, false)
+	dir := writeRun(t, root, "ui", t0, s, false)
 	ops := s.history()
 	end := float64(ops[len(ops)-1].Time/1000) / 1e6 // the page's time unit is the µs
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, File))
+	b, err := os.ReadFile(filepath.Join(dir, runstore.ReportFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,36 +394,36 @@ func TestBrowserInteractions(t *testing.T) {
 
 func TestBrowserEdgeCases(t *testing.T) {
 	needChromium(t)
-	store := t.TempDir()
+	root := t.TempDir()
 	// A run that crashed before its first op: run.json only.
-	early, err := histories.NewRun(store, "early", t0)
+	early, err := runstore.Create(root, "early", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeJSONFile(t, early.Path(histories.RunFile), map[string]any{"name": "early", "seed": 1, "start": t0, "error": "start cluster: boom"})
+	writeJSONFile(t, early.File(runstore.RecordFile), map[string]any{"name": "early", "seed": 1, "start": t0, "error": "start cluster: boom"})
 	// A run cut short: one op invoked, never completed, and a nemesis op.
-	cut, err := histories.NewRun(store, "cut", t0.Add(time.Second))
+	cut, err := runstore.Create(root, "cut", t0.Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(cut.Path(histories.HistoryFile), []byte(
+	os.WriteFile(cut.File(runstore.HistoryFile), []byte(
 		`{"index":0,"time":1000,"type":"invoke","process":0,"f":"set","value":9223372036854775807,"node":"n1"}`+"\n"+
 			`{"index":1,"time":2000,"type":"info","process":"nemesis","f":"kill","value":["n1"],"error":"failed: n2 (no such process)"}`+"\n"), 0o644)
-	for _, run := range []histories.Run{early, cut} {
-		if err := Write(run.Dir); err != nil {
+	for _, run := range []runstore.RunDir{early, cut} {
+		if err := Write(string(run)); err != nil {
 			t.Fatal(err)
 		}
-		dom, _ := chromium(t, fileURL(t, run.Path(File))+"#op=0", "--dump-dom")
+		dom, _ := chromium(t, fileURL(t, run.File(runstore.ReportFile))+"#op=0", "--dump-dom")
 		body := attrsOf(t, dom, `<body`)
 		if body["data-error"] != "" || body["data-rendered"] != "true" {
-			t.Errorf("%s: %v", run.Dir, body)
+			t.Errorf("%s: %v", string(run), body)
 		}
 		if run == cut && !regexp.MustCompile(`(?s)<div id="details".*9223372036854775807.*pending at the end`).Match(dom) {
 			t.Error("the pending set's exact value is not shown when it is selected")
 		}
 	}
 	// The nemesis op, selected, shows its nodes and its error.
-	dom, _ := chromium(t, fileURL(t, cut.Path(File))+"#op=1", "--dump-dom")
+	dom, _ := chromium(t, fileURL(t, cut.File(runstore.ReportFile))+"#op=1", "--dump-dom")
 	if !regexp.MustCompile(`(?s)<div id="details".*kill n1.*error: failed: n2 \(no such process\)`).Match(dom) {
 		t.Errorf("the selected nemesis op does not show its nodes and error:\n%s", dom)
 	}
@@ -430,13 +431,13 @@ func TestBrowserEdgeCases(t *testing.T) {
 
 func TestBrowserReport100k(t *testing.T) {
 	needChromium(t)
-	store := t.TempDir()
-	dir := writeRun(t, store, "big", t0, synth{seed: 13, nodes: 5, clients: 40, ops: 100_000, faults: true}, false)
+	root := t.TempDir()
+	dir := writeRun(t, root, "big", t0, synth{seed: 13, nodes: 5, clients: 40, ops: 100_000, faults: true}, false)
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := os.Stat(filepath.Join(dir, File))
-	dom, wall := chromium(t, fileURL(t, filepath.Join(dir, File)), "--dump-dom")
+	st, _ := os.Stat(filepath.Join(dir, runstore.ReportFile))
+	dom, wall := chromium(t, fileURL(t, filepath.Join(dir, runstore.ReportFile)), "--dump-dom")
 	body := attrsOf(t, dom, `<body`)
 	if body["data-error"] != "" || body["data-rendered"] != "true" {
 		t.Fatalf("100,000-op report did not render: %v", body)

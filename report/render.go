@@ -18,6 +18,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 //go:embed assets
@@ -128,7 +129,7 @@ func newView(r *Run) *view {
 	}
 	info := r.Info
 	if info == nil {
-		info = &RunInfo{}
+		info = &runstore.Record{}
 	}
 	v.Title = cmp.Or(info.Name, "ec-counter run")
 	v.Facts = runFacts(r, info, res)
@@ -185,7 +186,7 @@ func newView(r *Run) *view {
 	}
 	v.AnomalyTotal = max(v.AnomalyTotal, len(anomalies))
 	if r.Dir != "" {
-		_, err := os.Stat(filepath.Join(r.Dir, linearFile))
+		_, err := os.Stat(filepath.Join(r.Dir, runstore.LinearFile))
 		v.Linear = err == nil
 	}
 
@@ -225,7 +226,7 @@ func linkOf(r checker.OpRef) opLink {
 }
 
 // runFacts lists what identifies a run, for the report's summary.
-func runFacts(r *Run, info *RunInfo, res *checker.Result) []kv {
+func runFacts(r *Run, info *runstore.Record, res *checker.Result) []kv {
 	var out []kv
 	add := func(k, v string) {
 		if v != "" {
@@ -267,24 +268,19 @@ func nemesisCount(ops []histories.Op) int {
 	return n
 }
 
-// timings lists the phases of run.json's timings in the harness's order,
-// then any others.
-func timings(t map[string]int64) []kv {
-	order := []string{"startup", "clients", "convergence", "shutdown", "checking", "total"}
-	var out []kv
-	seen := map[string]bool{}
-	for _, k := range order {
-		if ns, ok := t[k+"_ns"]; ok {
-			out = append(out, kv{k, formatDuration(time.Duration(ns))})
-			seen[k+"_ns"] = true
-		}
+// timings lists the phases of run.json's timings in the order they run.
+func timings(t *runstore.Timings) []kv {
+	if t == nil {
+		return nil
 	}
-	for _, k := range slices.Sorted(maps.Keys(t)) {
-		if !seen[k] {
-			out = append(out, kv{strings.TrimSuffix(k, "_ns"), formatDuration(time.Duration(t[k]))})
-		}
+	return []kv{
+		{"startup", formatDuration(t.Startup)},
+		{"clients", formatDuration(t.Clients)},
+		{"convergence", formatDuration(t.Convergence)},
+		{"shutdown", formatDuration(t.Shutdown)},
+		{"checking", formatDuration(t.Checking)},
+		{"total", formatDuration(t.Total)},
 	}
-	return out
 }
 
 // configRows renders the top-level fields of run.json's config; durations

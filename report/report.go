@@ -9,50 +9,23 @@
 package report
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/internal/atomicfile"
+	"github.com/ec-counter/ec-counter/runstore"
 )
-
-// File is the name of the report in a run directory.
-const File = "report.html"
-
-// linearFile is harness.LinearFile: porcupine's rendering of the first
-// per-server linearizability violation, when the run had one.
-const linearFile = "linear.html"
-
-// RunInfo is what a report uses of a run's run.json (README "Store layout"). Unknown
-// fields are ignored, so older and newer harnesses' records both load.
-type RunInfo struct {
-	Name    string          `json:"name"`
-	Seed    uint64          `json:"seed"`
-	Version string          `json:"version,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"` // the harness's configuration, shown as is
-	Replay  string          `json:"replay,omitempty"` // the command that replays the run
-	Start   time.Time       `json:"start"`
-	End     time.Time       `json:"end,omitzero"` // zero while running, or after a hard crash
-	// Timings holds each phase's duration in nanoseconds, keyed as in
-	// run.json ("startup_ns", "clients_ns", ..., "total_ns").
-	Timings     map[string]int64  `json:"timings,omitempty"`
-	Valid       *checker.Validity `json:"valid,omitempty"`
-	Error       string            `json:"error,omitempty"` // why the harness failed
-	Schedule    string            `json:"nemesis_schedule,omitempty"`
-	Interrupted bool              `json:"interrupted,omitempty"`
-	Unclean     []string          `json:"unclean_shutdown,omitempty"`
-}
 
 // Run is everything a report shows of one run.
 type Run struct {
-	Dir  string   // the run directory, shown in the report; may be empty
-	Info *RunInfo // run.json; nil when it is missing
+	Dir  string           // the run directory, shown in the report; may be empty
+	Info *runstore.Record // run.json; nil when it is missing
 	Ops  []histories.Op
 	// Result is results.json. When it is nil the run did not finish: Render
 	// checks Ops itself and says so.
@@ -66,22 +39,21 @@ type Run struct {
 func Load(dir string) (*Run, error) {
 	r := &Run{Dir: dir}
 	found := 0
-	var info RunInfo
-	switch err := readJSON(filepath.Join(dir, histories.RunFile), &info); {
+	switch info, err := runstore.ReadRecord(runstore.RunDir(dir)); {
 	case err == nil:
-		r.Info = &info
+		r.Info = info
 		found++
 	case errors.Is(err, fs.ErrNotExist):
-		r.Notes = append(r.Notes, histories.RunFile+" is missing: the run crashed before writing it")
+		r.Notes = append(r.Notes, runstore.RecordFile+" is missing: the run crashed before writing it")
 	default:
 		r.Notes = append(r.Notes, err.Error())
 	}
-	ops, err := histories.ReadFile(filepath.Join(dir, histories.HistoryFile))
+	ops, err := histories.ReadFile(filepath.Join(dir, runstore.HistoryFile))
 	switch {
 	case err == nil:
 		found++
 	case errors.Is(err, fs.ErrNotExist):
-		r.Notes = append(r.Notes, histories.HistoryFile+" is missing")
+		r.Notes = append(r.Notes, runstore.HistoryFile+" is missing")
 	case errors.Is(err, histories.ErrTruncated):
 		found++
 		r.Notes = append(r.Notes, fmt.Sprintf("%v; showing the %d complete ops before it", err, len(ops)))
@@ -90,10 +62,9 @@ func Load(dir string) (*Run, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("%v; showing the %d ops before it", err, len(ops)))
 	}
 	r.Ops = ops
-	var res checker.Result
-	switch err := readJSON(filepath.Join(dir, histories.ResultsFile), &res); {
+	switch res, err := runstore.ReadResults(runstore.RunDir(dir)); {
 	case err == nil:
-		r.Result = &res
+		r.Result = res
 		found++
 	case errors.Is(err, fs.ErrNotExist):
 	default:
@@ -104,7 +75,7 @@ func Load(dir string) (*Run, error) {
 			return nil, fmt.Errorf("load run: %w", err)
 		}
 		return nil, fmt.Errorf("load run: %s is not a run directory: it has no %s, %s or %s",
-			dir, histories.RunFile, histories.HistoryFile, histories.ResultsFile)
+			dir, runstore.RecordFile, runstore.HistoryFile, runstore.ResultsFile)
 	}
 	return r, nil
 }
@@ -116,44 +87,7 @@ func Write(dir string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, File), func(w io.Writer) error { return Render(w, r) })
-}
-
-// writeAtomic writes path through a temporary file in its directory, so a
-// reader never sees half a file.
-func writeAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".report-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	tmp := f.Name()
-	err = write(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// readJSON decodes the JSON file at path into v.
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, runstore.ReportFile), 0o644, func(w io.Writer) error { return Render(w, r) })
 }
 
 // The verdicts of a run: a checker's, or what became of a run that never
@@ -168,7 +102,7 @@ const (
 
 // verdictOf returns a run's verdict: its results' when it has them, else
 // crashed or incomplete.
-func verdictOf(info *RunInfo, res *checker.Result) string {
+func verdictOf(info *runstore.Record, res *checker.Result) string {
 	if res != nil {
 		return res.Valid.String()
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 var t0 = time.Date(2026, 11, 28, 3, 15, 2, 120e6, time.UTC)
@@ -60,13 +61,13 @@ func pageOf(t *testing.T, report []byte) page {
 }
 
 func TestWriteValidRun(t *testing.T) {
-	store := t.TempDir()
+	root := t.TempDir()
 	s := synth{seed: 3, nodes: 3, clients: 5, ops: 2000, faults: true}
-	dir := writeRun(t, store, "ec-counter", t0, s, false)
+	dir := writeRun(t, root, "ec-counter", t0, s, false)
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, File))
+	b, err := os.ReadFile(filepath.Join(dir, runstore.ReportFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,14 +105,14 @@ func TestWriteValidRun(t *testing.T) {
 }
 
 func TestWriteInvalidRunListsAnomalies(t *testing.T) {
-	store := t.TempDir()
-	dir := writeRun(t, store, "buggy", t0, synth{seed: 4, nodes: 3, clients: 5, ops: 2000, bug: true}, false)
+	root := t.TempDir()
+	dir := writeRun(t, root, "buggy", t0, synth{seed: 4, nodes: 3, clients: 5, ops: 2000, bug: true}, false)
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, File))
-	var res checker.Result
-	if err := readJSON(filepath.Join(dir, histories.ResultsFile), &res); err != nil {
+	b, _ := os.ReadFile(filepath.Join(dir, runstore.ReportFile))
+	res, err := runstore.ReadResults(runstore.RunDir(dir))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Valid != checker.Invalid || len(res.Anomalies) == 0 {
@@ -138,8 +139,8 @@ func TestWriteInvalidRunListsAnomalies(t *testing.T) {
 }
 
 func TestWriteCrashedRun(t *testing.T) {
-	store := t.TempDir()
-	dir := writeRun(t, store, "crashy", t0, synth{seed: 5, nodes: 3, clients: 3, ops: 500}, true)
+	root := t.TempDir()
+	dir := writeRun(t, root, "crashy", t0, synth{seed: 5, nodes: 3, clients: 3, ops: 500}, true)
 	r, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +151,7 @@ func TestWriteCrashedRun(t *testing.T) {
 	if err := Write(dir); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, File))
+	b, _ := os.ReadFile(filepath.Join(dir, runstore.ReportFile))
 	for _, want := range []string{`data-verdict="crashed"`, "results.json is missing", "truncated", "node n2 exited"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("report of a crashed run lacks %q", want)
@@ -174,7 +175,7 @@ func TestRenderEscapesValues(t *testing.T) {
 		{Index: 2, Time: 3000, Type: histories.Info, Process: histories.Nemesis, F: "start-partition", Value: json.RawMessage(`{"x":"</script>"}`)},
 	}
 	var buf bytes.Buffer
-	if err := Render(&buf, &Run{Info: &RunInfo{Name: "<b>x</b>"}, Ops: ops}); err != nil {
+	if err := Render(&buf, &Run{Info: &runstore.Record{Name: "<b>x</b>"}, Ops: ops}); err != nil {
 		t.Fatal(err)
 	}
 	s := buf.String()
@@ -328,7 +329,7 @@ func TestRenderLargeRun(t *testing.T) {
 	res := checker.Check(ops)
 	var buf bytes.Buffer
 	start := time.Now()
-	if err := Render(&buf, &Run{Dir: "store/big/x", Info: &RunInfo{Name: "big"}, Ops: ops, Result: &res}); err != nil {
+	if err := Render(&buf, &Run{Dir: "store/big/x", Info: &runstore.Record{Name: "big"}, Ops: ops, Result: &res}); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)

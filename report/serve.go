@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // Handler serves a store for browsing:
@@ -32,8 +32,8 @@ import (
 // Only files inside the store are served: paths with .. or hidden
 // elements, and symbolic links that lead out of the store, are refused, as
 // is each run's admin-token.
-func Handler(store string) http.Handler {
-	s := &server{store: store, runs: newLister(store)}
+func Handler(root string) http.Handler {
+	s := &server{root: root, runs: newLister(root)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.HandleFunc("GET /runs.json", s.runsJSON)
@@ -42,9 +42,9 @@ func Handler(store string) http.Handler {
 }
 
 type server struct {
-	store string
-	runs  *lister
-	mu    sync.Mutex // one report generation at a time
+	root string
+	runs *lister
+	mu   sync.Mutex // one report generation at a time
 }
 
 // indexView is what the index template renders.
@@ -67,7 +67,7 @@ type indexRow struct {
 
 func (s *server) index(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	v := indexView{Store: s.store}
+	v := indexView{Store: s.root}
 	runs, err := s.runs.list()
 	status := http.StatusOK
 	if err != nil {
@@ -155,7 +155,7 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden: only files inside the store are served", http.StatusForbidden)
 		return
 	}
-	root, err := os.OpenRoot(s.store)
+	root, err := os.OpenRoot(s.root)
 	if err != nil {
 		http.Error(w, "open store: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -163,7 +163,7 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 	defer root.Close()
 	if _, err := root.Stat(rel); err != nil {
 		switch {
-		case errors.Is(err, fs.ErrNotExist) && path.Base(rel) == File:
+		case errors.Is(err, fs.ErrNotExist) && path.Base(rel) == runstore.ReportFile:
 			// A report not generated yet: see below.
 		case errors.Is(err, fs.ErrNotExist):
 			http.NotFound(w, r)
@@ -173,7 +173,7 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if path.Base(rel) == File {
+	if path.Base(rel) == runstore.ReportFile {
 		if done := s.ensureReport(w, root, path.Dir(rel)); done {
 			return
 		}
@@ -197,7 +197,7 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel string) (done bool) {
 	isRun := false
 	var newest time.Time
-	for _, f := range []string{histories.RunFile, histories.HistoryFile, histories.ResultsFile} {
+	for _, f := range []string{runstore.RecordFile, runstore.HistoryFile, runstore.ResultsFile} {
 		// root.Stat refuses paths that lead out of the store.
 		if st, err := root.Stat(path.Join(runRel, f)); err == nil {
 			isRun = true
@@ -208,7 +208,7 @@ func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel strin
 		return false // a 404, or a file named report.html elsewhere
 	}
 	fresh := func() bool {
-		st, err := root.Stat(path.Join(runRel, File))
+		st, err := root.Stat(path.Join(runRel, runstore.ReportFile))
 		return err == nil && !st.ModTime().Before(newest)
 	}
 	if fresh() {
@@ -219,7 +219,7 @@ func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel strin
 	if fresh() {
 		return false
 	}
-	dir := filepath.Join(s.store, filepath.FromSlash(runRel))
+	dir := filepath.Join(s.root, filepath.FromSlash(runRel))
 	err := Write(dir)
 	if err == nil {
 		return false

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {
@@ -30,8 +30,8 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 }
 
 func TestHandlerIndexLinks(t *testing.T) {
-	store, dirs := testStore(t)
-	srv := httptest.NewServer(Handler(store))
+	root, dirs := testStore(t)
+	srv := httptest.NewServer(Handler(root))
 	defer srv.Close()
 
 	code, index := get(t, srv.Client(), srv.URL+"/")
@@ -39,7 +39,7 @@ func TestHandlerIndexLinks(t *testing.T) {
 		t.Fatalf("GET /: %d", code)
 	}
 	for verdict, dir := range dirs {
-		rel, _ := filepath.Rel(store, dir)
+		rel, _ := filepath.Rel(root, dir)
 		if !strings.Contains(index, `data-verdict="`+verdict+`"`) || !strings.Contains(index, filepath.ToSlash(rel)) {
 			t.Errorf("index does not list the %s run %s", verdict, rel)
 		}
@@ -64,7 +64,7 @@ func TestHandlerIndexLinks(t *testing.T) {
 	}
 	// Reports were generated on demand.
 	for verdict, dir := range dirs {
-		if _, err := os.Stat(filepath.Join(dir, File)); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, runstore.ReportFile)); err != nil {
 			t.Errorf("%s run has no report after it was served: %v", verdict, err)
 		}
 	}
@@ -80,41 +80,41 @@ func TestHandlerIndexLinks(t *testing.T) {
 }
 
 func TestHandlerRegeneratesStaleReport(t *testing.T) {
-	store, dirs := testStore(t)
+	root, dirs := testStore(t)
 	dir := dirs["incomplete"]
-	srv := httptest.NewServer(Handler(store))
+	srv := httptest.NewServer(Handler(root))
 	defer srv.Close()
-	rel, _ := filepath.Rel(store, dir)
+	rel, _ := filepath.Rel(root, dir)
 	url := srv.URL + "/runs/" + filepath.ToSlash(rel) + "/report.html"
 	if code, body := get(t, srv.Client(), url); code != 200 || !strings.Contains(body, `data-verdict="incomplete"`) {
 		t.Fatalf("GET report: %d", code)
 	}
 	// The run goes on: its history grows and its results arrive.
-	b, _ := os.ReadFile(filepath.Join(dirs["valid"], histories.ResultsFile))
+	b, _ := os.ReadFile(filepath.Join(dirs["valid"], runstore.ResultsFile))
 	later := time.Now().Add(time.Second)
-	os.WriteFile(filepath.Join(dir, histories.ResultsFile), b, 0o644)
-	os.Chtimes(filepath.Join(dir, histories.ResultsFile), later, later)
+	os.WriteFile(filepath.Join(dir, runstore.ResultsFile), b, 0o644)
+	os.Chtimes(filepath.Join(dir, runstore.ResultsFile), later, later)
 	if code, body := get(t, srv.Client(), url); code != 200 || !strings.Contains(body, `data-verdict="valid"`) {
 		t.Errorf("report was not regenerated after results.json changed: %d", code)
 	}
 }
 
 func TestHandlerServesOnlyTheStore(t *testing.T) {
-	store, dirs := testStore(t)
+	root, dirs := testStore(t)
 	outside := t.TempDir()
 	const secret = "TOP-SECRET-OUTSIDE-THE-STORE"
 	os.WriteFile(filepath.Join(outside, "secret"), []byte(secret), 0o644)
-	os.WriteFile(filepath.Join(filepath.Dir(store), "secret"), []byte(secret), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(root), "secret"), []byte(secret), 0o644)
 	// A run directory outside the store, reachable through a symlink in it.
 	outRun := writeRun(t, outside, "out", t0, synth{seed: 9, nodes: 3, clients: 2, ops: 100}, false)
-	os.Symlink(outside, filepath.Join(store, "evil"))
-	os.Symlink(outRun, filepath.Join(store, "alpha", "evilrun"))
-	os.WriteFile(filepath.Join(store, ".hidden"), []byte(secret), 0o644)
+	os.Symlink(outside, filepath.Join(root, "evil"))
+	os.Symlink(outRun, filepath.Join(root, "alpha", "evilrun"))
+	os.WriteFile(filepath.Join(root, ".hidden"), []byte(secret), 0o644)
 
-	srv := httptest.NewServer(Handler(store))
+	srv := httptest.NewServer(Handler(root))
 	defer srv.Close()
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	rel, _ := filepath.Rel(store, dirs["valid"])
+	rel, _ := filepath.Rel(root, dirs["valid"])
 	paths := []string{
 		"/runs/../secret", "/runs/../../secret", "/runs/%2e%2e/secret", "/runs/..%2fsecret", "/runs/%2e%2e%2fsecret",
 		"/runs/alpha/../../secret", "/runs/latest/../../secret", "/runs/..%5csecret", "/runs//etc/passwd",
@@ -132,7 +132,7 @@ func TestHandlerServesOnlyTheStore(t *testing.T) {
 			}
 		}
 	}
-	if _, err := os.Stat(filepath.Join(outRun, File)); err == nil {
+	if _, err := os.Stat(filepath.Join(outRun, runstore.ReportFile)); err == nil {
 		t.Error("a report was written outside the store")
 	}
 	// Inside the store, latest and directories work.
@@ -181,12 +181,12 @@ func TestHandlerIndexOf100RunsIsFast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stores 100 runs")
 	}
-	store := t.TempDir()
+	root := t.TempDir()
 	for i := range 100 {
 		s := synth{seed: uint64(i), nodes: 3, clients: 5, ops: 2000, faults: i%2 == 0, bug: i%7 == 0}
-		writeRun(t, store, fmt.Sprintf("campaign-%d", i%4), t0.Add(time.Duration(i)*time.Minute), s, i%10 == 9)
+		writeRun(t, root, fmt.Sprintf("campaign-%d", i%4), t0.Add(time.Duration(i)*time.Minute), s, i%10 == 9)
 	}
-	srv := httptest.NewServer(Handler(store))
+	srv := httptest.NewServer(Handler(root))
 	defer srv.Close()
 	for _, round := range []string{"cold", "warm"} {
 		start := time.Now()

@@ -3,10 +3,8 @@ package report
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,8 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ec-counter/ec-counter/checker"
-	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // RunSummary is one line of a store's listing.
@@ -48,14 +45,14 @@ type RunSummary struct {
 // List returns the runs of a store, newest first. It tolerates runs that
 // crashed or are still running: missing or unreadable files only make a
 // run's summary poorer.
-func List(store string) ([]RunSummary, error) {
-	return newLister(store).list()
+func List(root string) ([]RunSummary, error) {
+	return newLister(root).list()
 }
 
 // lister reads a store's runs, caching each run's summary until one of the
 // files it was read from changes.
 type lister struct {
-	store string
+	root  string
 	mu    sync.Mutex
 	cache map[string]cached // by run path
 }
@@ -65,44 +62,19 @@ type cached struct {
 	summary RunSummary
 }
 
-func newLister(store string) *lister {
-	return &lister{store: store, cache: map[string]cached{}}
-}
-
-// runPaths returns the paths, relative to the store, of its run
-// directories: NAME/TIMESTAMP.
-func runPaths(store string) ([]string, error) {
-	names, err := os.ReadDir(store)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	var out []string
-	for _, n := range names {
-		if !n.IsDir() || n.Name() == histories.LatestLink || strings.HasPrefix(n.Name(), ".") {
-			continue // latest is a symlink, so IsDir is false for it anyway
-		}
-		runs, err := os.ReadDir(filepath.Join(store, n.Name()))
-		if err != nil {
-			continue
-		}
-		for _, r := range runs {
-			if r.IsDir() && !strings.HasPrefix(r.Name(), ".") {
-				out = append(out, n.Name()+"/"+r.Name())
-			}
-		}
-	}
-	return out, nil
+func newLister(root string) *lister {
+	return &lister{root: root, cache: map[string]cached{}}
 }
 
 func (l *lister) list() ([]RunSummary, error) {
-	paths, err := runPaths(l.store)
+	paths, err := runstore.RunPaths(l.root)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]RunSummary, 0, len(paths))
 	seen := make(map[string]bool, len(paths))
 	for _, p := range paths {
-		dir := filepath.Join(l.store, filepath.FromSlash(p))
+		dir := filepath.Join(l.root, filepath.FromSlash(p))
 		stamp, ok := runStamp(dir)
 		if !ok {
 			continue // not a run: no run.json, history or results
@@ -112,7 +84,7 @@ func (l *lister) list() ([]RunSummary, error) {
 		c, hit := l.cache[p]
 		l.mu.Unlock()
 		if !hit || c.stamp != stamp {
-			c = cached{stamp: stamp, summary: summarize(l.store, p)}
+			c = cached{stamp: stamp, summary: summarize(l.root, p)}
 			l.mu.Lock()
 			l.cache[p] = c
 			l.mu.Unlock()
@@ -134,7 +106,7 @@ func (l *lister) list() ([]RunSummary, error) {
 
 // runFiles returns the files of a run directory that a listing links to.
 func runFiles() []string {
-	return []string{histories.RunFile, histories.HistoryFile, histories.ResultsFile, histories.HarnessLog, File, linearFile}
+	return []string{runstore.RecordFile, runstore.HistoryFile, runstore.ResultsFile, runstore.HarnessLog, runstore.ReportFile, runstore.LinearFile}
 }
 
 // runStamp identifies the state of a run directory by the sizes and
@@ -142,13 +114,13 @@ func runFiles() []string {
 // holds none of run.json, history.jsonl and results.json.
 func runStamp(dir string) (stamp string, ok bool) {
 	var b strings.Builder
-	for _, name := range append(runFiles(), histories.NodesDir) {
+	for _, name := range append(runFiles(), runstore.NodesDir) {
 		st, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			b.WriteString("-;")
 			continue
 		}
-		if name == histories.RunFile || name == histories.HistoryFile || name == histories.ResultsFile {
+		if name == runstore.RecordFile || name == runstore.HistoryFile || name == runstore.ResultsFile {
 			ok = true
 		}
 		fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
@@ -157,17 +129,16 @@ func runStamp(dir string) (stamp string, ok bool) {
 }
 
 // summarize reads the summary of the run at path (relative to store).
-func summarize(store, path string) RunSummary {
-	dir := filepath.Join(store, filepath.FromSlash(path))
+func summarize(root, path string) RunSummary {
+	dir := filepath.Join(root, filepath.FromSlash(path))
 	name, stamp, _ := strings.Cut(path, "/")
 	s := RunSummary{Name: name, Path: path, Dir: dir}
-	if t, err := time.Parse(histories.TimestampLayout, strings.SplitN(stamp, "-", 2)[0]); err == nil {
+	if t, err := time.Parse(runstore.TimestampLayout, strings.SplitN(stamp, "-", 2)[0]); err == nil {
 		s.Start = t
 	}
-	var info *RunInfo
-	var ri RunInfo
-	if readJSON(filepath.Join(dir, histories.RunFile), &ri) == nil {
-		info = &ri
+	info, err := runstore.ReadRecord(runstore.RunDir(dir))
+	if err == nil {
+		ri := info
 		s.Name = cmp.Or(ri.Name, s.Name)
 		if !ri.Start.IsZero() {
 			s.Start = ri.Start
@@ -177,10 +148,9 @@ func summarize(store, path string) RunSummary {
 		s.Bug = bugOf(ri.Config)
 		s.Error = ri.Error
 	}
-	var res checker.Result
-	var result *checker.Result
-	if readJSON(filepath.Join(dir, histories.ResultsFile), &res) == nil {
-		result = &res
+	result, err := runstore.ReadResults(runstore.RunDir(dir))
+	if err == nil {
+		res := result
 		counted := 0
 		for _, c := range res.Verdicts() {
 			counted += c.AnomalyCount
@@ -190,9 +160,9 @@ func summarize(store, path string) RunSummary {
 	}
 	s.Verdict = verdictOf(info, result)
 	if s.Ops == 0 {
-		s.Ops = countLines(filepath.Join(dir, histories.HistoryFile))
+		s.Ops = countLines(filepath.Join(dir, runstore.HistoryFile))
 	}
-	if logs, err := filepath.Glob(filepath.Join(dir, histories.NodesDir, "*.log")); err == nil {
+	if logs, err := filepath.Glob(filepath.Join(dir, runstore.NodesDir, "*.log")); err == nil {
 		for _, l := range logs {
 			s.NodeLogs = append(s.NodeLogs, filepath.Base(l))
 		}
@@ -222,83 +192,6 @@ func countLines(path string) int {
 			return n
 		}
 	}
-}
-
-// Find resolves a user's reference to a run and returns its directory. ref
-// is a run directory (or a file in one), "latest", or, under store,
-// NAME/TIMESTAMP, NAME (that test's newest run) or TIMESTAMP (the one run
-// with that timestamp, or a unique prefix of one).
-func Find(store, ref string) (string, error) {
-	isRun := func(dir string) bool { _, ok := runStamp(dir); return ok }
-	if ref == "" {
-		return "", errors.New("no run given")
-	}
-	if ref == histories.LatestLink {
-		dir := filepath.Join(store, histories.LatestLink)
-		if !isRun(dir) {
-			return "", fmt.Errorf("no latest run in %s", store)
-		}
-		if target, err := os.Readlink(dir); err == nil && !filepath.IsAbs(target) {
-			dir = filepath.Join(store, target) // name the run itself, not the link
-		}
-		return dir, nil
-	}
-	st, statErr := os.Stat(ref)
-	if statErr == nil {
-		dir := ref
-		if !st.IsDir() {
-			dir = filepath.Dir(ref)
-		}
-		if isRun(dir) {
-			return dir, nil
-		}
-	}
-	notRun := fmt.Errorf("%s is not a run directory: it has no %s, %s or %s", ref,
-		histories.RunFile, histories.HistoryFile, histories.ResultsFile)
-	if !fs.ValidPath(ref) {
-		if statErr == nil {
-			return "", notRun
-		}
-		return "", fmt.Errorf("no run %s: %w", ref, statErr)
-	}
-	if strings.Contains(ref, "/") {
-		if dir := filepath.Join(store, filepath.FromSlash(ref)); isRun(dir) {
-			return dir, nil
-		}
-		if statErr == nil {
-			return "", notRun
-		}
-		return "", fmt.Errorf("no run %s, neither a run directory nor NAME/TIMESTAMP under %s", ref, store)
-	}
-	paths, err := runPaths(store)
-	if err != nil {
-		return "", err
-	}
-	var byName, byStamp []string
-	for _, p := range paths {
-		name, stamp, _ := strings.Cut(p, "/")
-		if name != ref && !strings.HasPrefix(stamp, ref) || !isRun(filepath.Join(store, filepath.FromSlash(p))) {
-			continue
-		}
-		if name == ref {
-			byName = append(byName, p)
-		} else {
-			byStamp = append(byStamp, p)
-		}
-	}
-	pick := func(p string) (string, error) { return filepath.Join(store, filepath.FromSlash(p)), nil }
-	switch {
-	case len(byName) > 0:
-		slices.Sort(byName) // timestamps sort in time order
-		return pick(byName[len(byName)-1])
-	case len(byStamp) == 1:
-		return pick(byStamp[0])
-	case len(byStamp) > 1:
-		return "", fmt.Errorf("%q matches %d runs in %s (%s, ...): give NAME/TIMESTAMP", ref, len(byStamp), store, byStamp[0])
-	case statErr == nil:
-		return "", notRun
-	}
-	return "", fmt.Errorf("no run %q in %s: give a run directory, latest, NAME, TIMESTAMP or NAME/TIMESTAMP", ref, store)
 }
 
 // WriteTable writes runs as an aligned table, one run per line.

@@ -9,34 +9,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // testStore holds one run of each kind: valid (with faults), invalid (with
 // a bug), crashed, and incomplete (run.json without end or results).
-func testStore(t *testing.T) (store string, dirs map[string]string) {
+func testStore(t *testing.T) (root string, dirs map[string]string) {
 	t.Helper()
-	store = t.TempDir()
+	root = t.TempDir()
 	dirs = map[string]string{
-		"valid":   writeRun(t, store, "alpha", t0, synth{seed: 1, nodes: 3, clients: 4, ops: 600, faults: true}, false),
-		"invalid": writeRun(t, store, "alpha", t0.Add(time.Minute), synth{seed: 2, nodes: 3, clients: 4, ops: 600, bug: true}, false),
-		"crashed": writeRun(t, store, "beta", t0.Add(2*time.Minute), synth{seed: 3, nodes: 3, clients: 4, ops: 600}, true),
+		"valid":   writeRun(t, root, "alpha", t0, synth{seed: 1, nodes: 3, clients: 4, ops: 600, faults: true}, false),
+		"invalid": writeRun(t, root, "alpha", t0.Add(time.Minute), synth{seed: 2, nodes: 3, clients: 4, ops: 600, bug: true}, false),
+		"crashed": writeRun(t, root, "beta", t0.Add(2*time.Minute), synth{seed: 3, nodes: 3, clients: 4, ops: 600}, true),
 	}
-	run, err := histories.NewRun(store, "gamma", t0.Add(3*time.Minute))
+	run, err := runstore.Create(root, "gamma", t0.Add(3*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeJSONFile(t, run.Path(histories.RunFile), map[string]any{"name": "gamma", "seed": 4, "start": t0.Add(3 * time.Minute)})
-	os.WriteFile(run.Path(histories.HistoryFile), []byte(`{"index":0,"time":5,"type":"invoke","process":0,"f":"get","node":"n1"}`+"\n"), 0o644)
-	dirs["incomplete"] = run.Dir
-	os.MkdirAll(filepath.Join(store, "alpha", "not-a-run"), 0o755) // ignored: no run files
-	os.WriteFile(filepath.Join(store, "stray.txt"), []byte("x"), 0o644)
-	return store, dirs
+	writeJSONFile(t, run.File(runstore.RecordFile), map[string]any{"name": "gamma", "seed": 4, "start": t0.Add(3 * time.Minute)})
+	os.WriteFile(run.File(runstore.HistoryFile), []byte(`{"index":0,"time":5,"type":"invoke","process":0,"f":"get","node":"n1"}`+"\n"), 0o644)
+	dirs["incomplete"] = string(run)
+	os.MkdirAll(filepath.Join(root, "alpha", "not-a-run"), 0o755) // ignored: no run files
+	os.WriteFile(filepath.Join(root, "stray.txt"), []byte("x"), 0o644)
+	return root, dirs
 }
 
 func TestList(t *testing.T) {
-	store, dirs := testStore(t)
-	runs, err := List(store)
+	root, dirs := testStore(t)
+	runs, err := List(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,35 +62,35 @@ func TestList(t *testing.T) {
 	if !slices.Equal(v.NodeLogs, []string{"n1.log", "n2.log", "n3.log"}) {
 		t.Errorf("node logs %q", v.NodeLogs)
 	}
-	if !slices.Contains(v.Files, histories.ResultsFile) || slices.Contains(v.Files, File) {
+	if !slices.Contains(v.Files, runstore.ResultsFile) || slices.Contains(v.Files, runstore.ReportFile) {
 		t.Errorf("files %q", v.Files)
 	}
 	if b := byVerdict["invalid"]; b.Bug != "stale-read" || b.Anomalies == 0 {
 		t.Errorf("invalid run: bug %q, %d anomalies", b.Bug, b.Anomalies)
 	}
 	c := byVerdict["crashed"]
-	if c.Error == "" || c.Ops == 0 || slices.Contains(c.Files, histories.ResultsFile) {
+	if c.Error == "" || c.Ops == 0 || slices.Contains(c.Files, runstore.ResultsFile) {
 		t.Errorf("crashed run: %+v", c)
 	}
 	if i := byVerdict["incomplete"]; i.Ops != 1 || i.Seed != 4 {
 		t.Errorf("incomplete run: %+v", i)
 	}
 
-	if _, err := List(filepath.Join(store, "missing")); err == nil {
+	if _, err := List(filepath.Join(root, "missing")); err == nil {
 		t.Error("List of a missing store succeeded")
 	}
 }
 
 func TestListerCacheFollowsChanges(t *testing.T) {
-	store, dirs := testStore(t)
-	l := newLister(store)
+	root, dirs := testStore(t)
+	l := newLister(root)
 	if _, err := l.list(); err != nil {
 		t.Fatal(err)
 	}
 	// The incomplete run finishes: its results appear.
-	res := filepath.Join(dirs["invalid"], histories.ResultsFile)
+	res := filepath.Join(dirs["invalid"], runstore.ResultsFile)
 	b, _ := os.ReadFile(res)
-	os.WriteFile(filepath.Join(dirs["incomplete"], histories.ResultsFile), b, 0o644)
+	os.WriteFile(filepath.Join(dirs["incomplete"], runstore.ResultsFile), b, 0o644)
 	runs, _ := l.list()
 	for _, r := range runs {
 		if r.Name == "gamma" && r.Verdict != "invalid" {
@@ -104,32 +104,9 @@ func TestListerCacheFollowsChanges(t *testing.T) {
 	}
 }
 
-func TestFind(t *testing.T) {
-	store, dirs := testStore(t)
-	for _, c := range []struct{ ref, want string }{
-		{"latest", dirs["incomplete"]},
-		{"alpha", dirs["invalid"]}, // the newest of the test
-		{"beta", dirs["crashed"]},
-		{"alpha/20261128T031502.120Z", dirs["valid"]},
-		{"20261128T031602", dirs["invalid"]}, // a unique timestamp prefix
-		{dirs["valid"], dirs["valid"]},
-		{filepath.Join(dirs["valid"], histories.HistoryFile), dirs["valid"]},
-	} {
-		got, err := Find(store, c.ref)
-		if err != nil || got != c.want {
-			t.Errorf("Find(%q) = %q, %v; want %q", c.ref, got, err, c.want)
-		}
-	}
-	for _, ref := range []string{"", "nope", "2026", "alpha/nope", "../x", store, filepath.Join(store, "alpha", "not-a-run")} {
-		if got, err := Find(store, ref); err == nil {
-			t.Errorf("Find(%q) = %q, want an error", ref, got)
-		}
-	}
-}
-
 func TestWriteTable(t *testing.T) {
-	store, _ := testStore(t)
-	runs, err := List(store)
+	root, _ := testStore(t)
+	runs, err := List(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // synth describes a synthetic run.
@@ -251,14 +252,14 @@ func (s synth) history() []histories.Op {
 // store/name/<stamp>, and returns its directory. With crashed, the run
 // has no results.json, its run.json records an error, and its history
 // ends in a truncated line.
-func writeRun(t testing.TB, store, name string, at time.Time, s synth, crashed bool) string {
+func writeRun(t testing.TB, root, name string, at time.Time, s synth, crashed bool) string {
 	t.Helper()
-	run, err := histories.NewRun(store, name, at)
+	run, err := runstore.Create(root, name, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ops := s.history()
-	f, err := os.Create(run.Path(histories.HistoryFile))
+	f, err := os.Create(run.File(runstore.HistoryFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func writeRun(t testing.TB, store, name string, at time.Time, s synth, crashed b
 	rec := map[string]any{
 		"name": name, "seed": s.seed, "version": "(devel)",
 		"config": map[string]any{"name": name, "nodes": s.nodes, "clients": s.clients, "requests": s.ops / 2 / s.clients,
-			"rate": 0, "request_timeout": int64(time.Second), "converge_timeout": int64(10 * time.Second), "store": store},
+			"rate": 0, "request_timeout": int64(time.Second), "converge_timeout": int64(10 * time.Second), "store": root},
 		"replay": fmt.Sprintf("ec-counter test --seed %d --name %s", s.seed, name),
 		"start":  at.UTC(),
 	}
@@ -289,19 +290,19 @@ func writeRun(t testing.TB, store, name string, at time.Time, s synth, crashed b
 		rec["end"] = end.UTC()
 	} else {
 		res := checker.Check(ops)
-		writeJSONFile(t, run.Path(histories.ResultsFile), res)
+		writeJSONFile(t, run.File(runstore.ResultsFile), res)
 		rec["end"] = end.UTC()
 		rec["valid"] = res.Valid
 		rec["timings"] = map[string]int64{"startup_ns": 600e6, "clients_ns": ops[len(ops)-1].Time, "convergence_ns": 52e6,
 			"shutdown_ns": 30e6, "checking_ns": 20e6, "total_ns": end.Sub(at).Nanoseconds()}
 	}
-	writeJSONFile(t, run.Path(histories.RunFile), rec)
-	os.WriteFile(run.Path(histories.HarnessLog), []byte("run "+run.Dir+"\n"), 0o644)
+	writeJSONFile(t, run.File(runstore.RecordFile), rec)
+	os.WriteFile(run.File(runstore.HarnessLog), []byte("run "+string(run)+"\n"), 0o644)
 	for i := range s.nodes {
 		os.WriteFile(run.NodeLog(fmt.Sprintf("n%d", i+1)), []byte("node log\n"), 0o644)
 	}
-	os.WriteFile(run.Path("admin-token"), []byte("secret-admin-token\n"), 0o600)
-	return run.Dir
+	os.WriteFile(run.File("admin-token"), []byte("secret-admin-token\n"), 0o600)
+	return string(run)
 }
 
 func writeJSONFile(t testing.TB, path string, v any) {

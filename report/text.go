@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // WriteText writes a plain-text summary of the run: what identifies it, its
@@ -17,7 +18,7 @@ func (r *Run) WriteText(w io.Writer) error {
 	var b strings.Builder
 	info := r.Info
 	if info == nil {
-		info = &RunInfo{}
+		info = &runstore.Record{}
 	}
 	res := r.Result
 	verdict := verdictOf(r.Info, res)
@@ -39,8 +40,8 @@ func (r *Run) WriteText(w io.Writer) error {
 	}
 	line("replay", info.Replay)
 	if r.Dir != "" {
-		if _, err := os.Stat(filepath.Join(r.Dir, File)); err == nil {
-			line("report", filepath.Join(r.Dir, File))
+		if _, err := os.Stat(filepath.Join(r.Dir, runstore.ReportFile)); err == nil {
+			line("report", filepath.Join(r.Dir, runstore.ReportFile))
 		}
 	}
 	var ts []string

@@ -9,8 +9,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ec-counter/ec-counter/checker"
-	"github.com/ec-counter/ec-counter/harness"
 	"github.com/ec-counter/ec-counter/histories"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 func checkCommand() *cli.Command {
@@ -31,7 +31,7 @@ func checkCommand() *cli.Command {
 			if len(args) != 1 {
 				return usageError(errors.New("check takes exactly one PATH (a run directory or a history.jsonl)"))
 			}
-			path, err := histories.FindHistory(args[0])
+			path, err := runstore.FindHistory(args[0])
 			if err != nil {
 				return usageError(err)
 			}
@@ -53,7 +53,7 @@ func checkCommand() *cli.Command {
 				fmt.Printf("%s: %d ops\n", path, len(ops))
 				res.WriteSummary(os.Stdout)
 			}
-			return exitWith(harness.ExitCode(res.Valid))
+			return exitWith(verdictExit(res.Valid))
 		},
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/harness"
 	"github.com/urfave/cli/v2"
 )
 
@@ -20,6 +22,36 @@ const (
 )
 
 func main() { os.Exit(run()) }
+
+// verdictExit is the exit code of one run's or one history's verdict.
+func verdictExit(v checker.Validity) int {
+	switch v {
+	case checker.Valid:
+		return exitValid
+	case checker.Invalid:
+		return exitInvalid
+	}
+	return exitUnknown
+}
+
+// campaignExit is a campaign's exit code: exitCrashed if any run crashed,
+// else exitInvalid if any was invalid, else exitUnknown if any was
+// unknown, else exitValid.
+func campaignExit(runs []harness.CampaignRun) int {
+	code := exitValid
+	for _, r := range runs {
+		if r.Outcome == nil {
+			return exitCrashed
+		}
+		switch c := verdictExit(r.Outcome.Result.Valid); {
+		case c == exitInvalid:
+			code = exitInvalid
+		case c == exitUnknown && code == exitValid:
+			code = exitUnknown
+		}
+	}
+	return code
+}
 
 // run runs the command line in os.Args and returns the exit code.
 func run() int {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/harness"
 	"github.com/ec-counter/ec-counter/report"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // storeFlag is the --store flag of the commands that browse a store.
@@ -143,16 +144,16 @@ func showCommand() *cli.Command {
 			if len(args) != 1 {
 				return usageError(errors.New("show takes exactly one RUN (a run directory, latest, NAME, TIMESTAMP or NAME/TIMESTAMP)"))
 			}
-			dir, err := report.Find(c.String("store"), args[0])
+			dir, err := runstore.Find(c.String("store"), args[0])
 			if err != nil {
 				return usageError(err)
 			}
 			if c.Bool("report") {
-				if err := report.Write(dir); err != nil {
+				if err := report.Write(string(dir)); err != nil {
 					return harnessFailure(err)
 				}
 			}
-			run, err := report.Load(dir)
+			run, err := report.Load(string(dir))
 			if err != nil {
 				return harnessFailure(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/ec-counter/ec-counter/harness"
 	"github.com/ec-counter/ec-counter/nemesis"
@@ -88,11 +89,18 @@ func runTest(c *cli.Context) error {
 		cfg.Nemesis = strings.Split(k, ",")
 	}
 	cfg.NemesisInterval = c.Duration("nemesis-interval")
-	cfg.NemesisSchedule = c.String("nemesis-schedule")
+	if path := c.String("nemesis-schedule"); path != "" {
+		script, err := readSchedule(path)
+		if err != nil {
+			return usageError(err)
+		}
+		cfg.Script, cfg.NemesisSchedule = script, path
+	}
 	cfg.Bug = c.String("bug")
 	cfg.Values = c.String("values")
+	cfg.Command, cfg.Program = os.Args, programName()
 	if err := cfg.Validate(); err != nil {
-		return usageError(err)
+		return usageError(flagNames(err))
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -109,7 +117,7 @@ func runTest(c *cli.Context) error {
 		}
 		return harnessFailure(err)
 	}
-	return exitWith(harness.ExitCode(o.Result.Valid))
+	return exitWith(verdictExit(o.Result.Valid))
 }
 
 // exitWith returns an error carrying code without a message, or nil for 0.
@@ -135,7 +143,7 @@ func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error 
 		}
 		f.Close()
 	}
-	runs, err := harness.Campaign(ctx, cfg, count, os.Stdout, isTerminal(os.Stdout))
+	runs, err := harness.Campaign(ctx, cfg, count, os.Stdout, term.IsTerminal(int(os.Stdout.Fd())))
 	fmt.Println()
 	if terr := harness.WriteCampaignTable(os.Stdout, runs); terr != nil {
 		return harnessFailure(terr)
@@ -156,11 +164,52 @@ func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error 
 	if err != nil {
 		return harnessFailure(fmt.Errorf("campaign stopped: %w", err))
 	}
-	return exitWith(harness.CampaignExitCode(runs))
+	return exitWith(campaignExit(runs))
 }
 
-// isTerminal reports whether f is a character device, such as a terminal.
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// maxScheduleFile bounds a --nemesis-schedule file.
+const maxScheduleFile = 1 << 20
+
+// readSchedule reads a scripted schedule file.
+func readSchedule(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err == nil && st.Size() > maxScheduleFile {
+		err = fmt.Errorf("larger than %d bytes: not a schedule", maxScheduleFile)
+	}
+	var b []byte
+	if err == nil {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--nemesis-schedule %s: %w", path, err)
+	}
+	return string(b), nil
+}
+
+// programName is how a replay command names this program: "go run
+// ./cmd/ec-counter" when it runs from go run's build cache, else
+// "ec-counter".
+func programName() string {
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, "go-build") {
+		return "go run ./cmd/ec-counter"
+	}
+	return "ec-counter"
+}
+
+// flagNames renders the harness's settings errors with the flags that set
+// them: the Config field request_timeout is the flag --request-timeout.
+func flagNames(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+		var fe *harness.FieldError
+		if errors.As(e, &fe) {
+			msgs[i] = fe.Name(func(field string) string { return "--" + strings.ReplaceAll(field, "_", "-") })
+		}
+	}
+	return errors.New(strings.Join(msgs, "\n"))
 }
