@@ -1,7 +1,3 @@
-// Package api holds the wire contract between the harness and a node, as
-// types: the fault set of the admin API (README "Admin API"). The node
-// serves it, the nemesis computes it, and each network installs it: the
-// loopback network by PUTting it to the node, the lab as kernel rules.
 package api
 
 import (

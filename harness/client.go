@@ -11,10 +11,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/ec-counter/ec-counter/api"
 	"github.com/ec-counter/ec-counter/histories"
 )
 
@@ -190,12 +190,6 @@ func newCounterClient(httpAddr string) *counterClient {
 
 func (c *counterClient) close() { c.http.CloseIdleConnections() }
 
-// setResult is the body of an ok POST /v1/counter.
-type setResult struct {
-	Value   *int64 `json:"value"`
-	Applied *bool  `json:"applied"`
-}
-
 // errNotSent marks a request that definitely never reached the server.
 var errNotSent = errors.New("request not sent")
 
@@ -204,32 +198,59 @@ var errNotSent = errors.New("request not sent")
 var errRejected = errors.New("request rejected")
 
 func (c *counterClient) get(ctx context.Context) (int64, error) {
-	var body setResult
-	if err := c.do(ctx, http.MethodGet, nil, &body); err != nil {
+	b, err := c.do(ctx, http.MethodGet, nil)
+	if err != nil {
 		return 0, err
 	}
-	if body.Value == nil {
+	var body api.CounterResponse
+	complete, err := decodeAnswer(b, &body, func(r *api.CounterResponse) { r.Value = 1 })
+	if err != nil {
+		return 0, err
+	}
+	if !complete {
 		return 0, errors.New("response has no value")
 	}
-	return *body.Value, nil
+	return body.Value, nil
 }
 
 func (c *counterClient) set(ctx context.Context, v int64) (current int64, applied bool, err error) {
-	var body setResult
-	payload := []byte(`{"value":` + strconv.FormatInt(v, 10) + `}`)
-	if err := c.do(ctx, http.MethodPost, payload, &body); err != nil {
+	payload, _ := json.Marshal(api.SetRequest{Value: v}) // an int64 always encodes
+	b, err := c.do(ctx, http.MethodPost, payload)
+	if err != nil {
 		return 0, false, err
 	}
-	if body.Value == nil || body.Applied == nil {
+	var body api.SetResponse
+	complete, err := decodeAnswer(b, &body, func(r *api.SetResponse) { r.Value, r.Applied = 1, true })
+	if err != nil {
+		return 0, false, err
+	}
+	if !complete {
 		return 0, false, errors.New("response lacks value or applied")
 	}
-	return *body.Value, *body.Applied, nil
+	return body.Value, body.Applied, nil
 }
 
-func (c *counterClient) do(ctx context.Context, method string, payload []byte, out any) error {
+// decodeAnswer decodes the JSON answer b into *out, and reports whether b
+// gave every field of T (not null): a node that leaves "value" out must not
+// read as 0. encoding/json leaves a field that b does not give as it was,
+// so b is decoded a second time, over a T to which fill gave a non-zero
+// value in every field: the two results differ exactly when b left out a
+// field.
+func decodeAnswer[T comparable](b []byte, out *T, fill func(*T)) (complete bool, err error) {
+	if err := json.Unmarshal(b, out); err != nil {
+		return false, fmt.Errorf("bad response %q: %w", b, err)
+	}
+	var filled T
+	fill(&filled)
+	_ = json.Unmarshal(b, &filled) // it did not fail the first time
+	return filled == *out, nil
+}
+
+// do sends a request to /v1/counter and returns the body of a 200 answer.
+func (c *counterClient) do(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+"/v1/counter", bytes.NewReader(payload))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -238,28 +259,25 @@ func (c *counterClient) do(ctx context.Context, method string, payload []byte, o
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("%w: %v", errNotSent, err)
+			return nil, fmt.Errorf("%w: %v", errNotSent, err)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return errors.New("timeout")
+			return nil, errors.New("timeout")
 		}
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return fmt.Errorf("read response: %w", err)
+		return nil, fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-		return fmt.Errorf("%w: HTTP %d %s", errRejected, resp.StatusCode, bytes.TrimSpace(b))
+		return nil, fmt.Errorf("%w: HTTP %d %s", errRejected, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(b))
+		return nil, fmt.Errorf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("bad response %q: %w", b, err)
-	}
-	return nil
+	return b, nil
 }
 
 // recorder hands out process ids and appends ops to the history.

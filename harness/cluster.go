@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // cluster is the set of node processes of one run.
@@ -33,7 +33,7 @@ type cluster struct {
 // newCluster plans n nodes in the run directory, writes a fresh admin
 // token, and expands the node command template for each node. In the lab,
 // hosts[i] is node i's host; on the loopback network hosts is nil.
-func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, addrs []nodeAddrs, hosts []*lab.Host) (*cluster, error) {
+func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration, addrs []runstore.NodeAddrs, hosts []*lab.Host) (*cluster, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -43,7 +43,7 @@ func newCluster(run histories.Run, n int, nodeCmd string, grace time.Duration, a
 		return nil, err
 	}
 	token := hex.EncodeToString(tokenBytes)
-	tokenFile, err := filepath.Abs(run.Path("admin-token"))
+	tokenFile, err := filepath.Abs(run.File("admin-token"))
 	if err != nil {
 		return nil, err
 	}

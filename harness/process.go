@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ec-counter/ec-counter/api"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/runstore"
 	"github.com/kballard/go-shellquote"
@@ -149,16 +150,9 @@ func (p *process) kill() {
 	<-p.exited
 }
 
-// health is the body of GET /v1/health.
-type health struct {
-	Name    string   `json:"name"`
-	Value   int64    `json:"value"`
-	Members []string `json:"members"`
-}
-
 // getHealth asks a node for its health.
-func getHealth(ctx context.Context, c *http.Client, httpAddr string) (health, error) {
-	var h health
+func getHealth(ctx context.Context, c *http.Client, httpAddr string) (api.HealthResponse, error) {
+	var h api.HealthResponse
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/v1/health", nil)
 	if err != nil {
 		return h, err

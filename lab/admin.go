@@ -101,9 +101,7 @@ func (a *AdminAPI) SetFaults(ctx context.Context, node string, fs api.FaultSet) 
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e api.ErrorResponse
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = string(bytes.TrimSpace(b))
 		if len(e.Error) > 200 {

@@ -130,14 +130,15 @@ func (b *bug) between(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(b.rng.Int64N(int64(hi-lo)))
 }
 
-// acceptSmaller is asked by store.set about a set that is not larger than
-// the counter: accept-smaller applies 1 in acceptSmallerOdds of them.
+// acceptSmaller is asked by durableCounter.set about a set that is not
+// larger than the counter: accept-smaller applies 1 in acceptSmallerOdds of
+// them.
 func (b *bug) acceptSmaller() bool {
 	return b.is(bugAcceptSmaller) && b.oneIn(acceptSmallerOdds)
 }
 
-// raceWindow is called by store.set, with mu held, between reading the
-// counter and writing the counter it decided on, max(read, v). With
+// raceWindow is called by durableCounter.set, with mu held, between reading
+// the counter and writing the counter it decided on, max(read, v). With
 // racy-set it lets go of mu for a while, as if the set did slow work outside
 // the lock, so that the value it read may be stale by the time it writes:
 // a larger value set or merged meanwhile is overwritten, even by a set that
@@ -152,11 +153,11 @@ func (b *bug) raceWindow(mu *sync.Mutex) {
 	mu.Lock()
 }
 
-// mergeOverwrites tells store.merge to take a gossiped value even when it
-// is smaller: merge-overwrite.
+// mergeOverwrites tells durableCounter.merge to take a gossiped value even
+// when it is smaller: merge-overwrite.
 func (b *bug) mergeOverwrites() bool { return b.is(bugMergeOverwrite) }
 
-// showsPending tells the store to show clients, and acknowledge sets with,
+// showsPending tells the counter to show clients, and acknowledge sets with,
 // the value it has not written yet: ack-before-durable.
 func (b *bug) showsPending() bool { return b.is(bugAckBeforeDurable) }
 
@@ -175,7 +176,7 @@ func (b *bug) lazyFlush(quit <-chan struct{}) {
 	}
 }
 
-// forgetsState tells openStore to ignore the state file: no-persist.
+// forgetsState tells openCounter to ignore the state file: no-persist.
 func (b *bug) forgetsState() bool { return b.is(bugNoPersist) }
 
 // leavesGossipOut tells memberlistConfig not to plug the counter into
@@ -209,8 +210,8 @@ func (b *bug) served(v int64) int64 {
 	return v
 }
 
-// narrowed is what store.set keeps of a set's value v: v, except that
-// int32 keeps its low 32 bits, as a counter declared int32 would.
+// narrowed is what durableCounter.set keeps of a set's value v: v, except
+// that int32 keeps its low 32 bits, as a counter declared int32 would.
 func (b *bug) narrowed(v int64) int64 {
 	if b.is(bugInt32) {
 		return int64(int32(v))

@@ -162,7 +162,7 @@ func TestBugNoGossip(t *testing.T) {
 
 func TestBugMergeOverwrite(t *testing.T) {
 	t.Parallel()
-	st := openTestStore(t, t.TempDir())
+	st := openTestCounter(t, t.TempDir())
 	st.bug = newBug(bugMergeOverwrite)
 	defer st.close()
 	if _, _, err := st.set(context.Background(), 10); err != nil {

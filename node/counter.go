@@ -13,28 +13,31 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ec-counter/ec-counter/internal/atomicfile"
 )
 
 // stateFile is the name of the counter's file in the data directory; it
 // holds the value in decimal followed by a newline.
 const stateFile = "counter"
 
-// errClosed is returned by store.set once the store is closing.
+// errClosed is returned by durableCounter.set once the counter is closing.
 var errClosed = errors.New("node is shutting down")
 
-// store is the node's counter. It keeps two values: pending, the largest
-// value any set or merge asked for, and durable, the value on disk. Pending
-// only rises (unless a deliberate bug lowers it), so it is never below
-// durable. Readers only ever see durable, so a node killed and restarted
-// never shows a lower value than it has shown before.
+// durableCounter is the node's counter, kept in the data directory's state
+// file. It keeps two values: pending, the largest value any set or merge
+// asked for, and durable, the value on disk. Pending only rises (unless a
+// deliberate bug lowers it), so it is never below durable. Readers only
+// ever see durable, so a node killed and restarted never shows a lower
+// value than it has shown before.
 //
 // One persister goroutine writes pending whenever it differs from durable:
 // sets that arrive while a write is in progress are covered by the next one,
 // so concurrent sets share an fsync (group commit).
-type store struct {
+type durableCounter struct {
 	dir       string
 	log       *slog.Logger
-	bug       *bug        // a deliberate bug; nil for the correct store
+	bug       *bug        // a deliberate bug; nil for the correct counter
 	onDurable func(int64) // called by the persister when durable changed
 
 	mu       sync.Mutex
@@ -52,10 +55,11 @@ type store struct {
 	writes atomic.Int64 // successful writes, for tests
 }
 
-// openStore reads the counter in dir (0 if it has none) and starts the
-// persister. onDurable, if not nil, is called from the persister after each
-// write, with the value written. b is a deliberate bug, or nil.
-func openStore(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*store, error) {
+// openCounter reads the counter in dir (0 if it has none), removes the
+// temporary files of interrupted writes, and starts the persister.
+// onDurable, if not nil, is called from the persister after each write,
+// with the value written. b is a deliberate bug, or nil.
+func openCounter(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*durableCounter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -63,10 +67,11 @@ func openStore(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*st
 	if err != nil {
 		return nil, err
 	}
+	removeTemps(dir, log)
 	if b.forgetsState() { // no-persist
 		v = 0
 	}
-	s := &store{
+	s := &durableCounter{
 		dir:       dir,
 		log:       log,
 		bug:       b,
@@ -99,53 +104,44 @@ func readState(path string) (int64, error) {
 	return v, nil
 }
 
-// writeState durably replaces the value in dir: it writes a temporary file,
-// fsyncs it, renames it over the state file and fsyncs the directory.
+// writeState durably replaces the value in dir's state file, through
+// atomicfile: a temporary file, fsynced, renamed over the state file, and
+// the directory fsynced.
 func writeState(dir string, v int64) error {
-	tmp := filepath.Join(dir, stateFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	return atomicfile.WriteBytes(filepath.Join(dir, stateFile), 0o644, append(strconv.AppendInt(nil, v, 10), '\n'))
+}
+
+// removeTemps removes the temporary files of writes that a crash
+// interrupted: atomicfile's ".counter-*.tmp", and "counter.tmp" of nodes
+// before it. They never hold the state, since only the rename makes a write
+// count, and no write is under way while the counter opens; left alone, one
+// would pile up for every kill in the middle of a write.
+func removeTemps(dir string, log *slog.Logger) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("write state: %w", err)
+		log.Warn("cannot look for leftover temporary files", "err", err)
+		return
 	}
-	_, err = f.Write(strconv.AppendInt(nil, v, 10))
-	if err == nil {
-		_, err = f.Write([]byte{'\n'})
+	for _, e := range entries {
+		name := e.Name()
+		if temp, _ := filepath.Match("."+stateFile+"-*.tmp", name); !temp && name != stateFile+".tmp" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			log.Warn("cannot remove a leftover temporary file", "err", err)
+		}
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write state: sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write state: sync directory: %w", err)
-	}
-	return nil
 }
 
 // get returns the value clients are shown: the durable one.
-func (s *store) get() int64 {
+func (s *durableCounter) get() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.shown()
 }
 
 // getDurable returns the durable value, the one gossip spreads.
-func (s *store) getDurable() int64 {
+func (s *durableCounter) getDurable() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.durable
@@ -153,7 +149,7 @@ func (s *store) getDurable() int64 {
 
 // shown returns the value clients are shown, and that sets wait for: the
 // durable one. s.mu must be held.
-func (s *store) shown() int64 {
+func (s *durableCounter) shown() int64 {
 	if s.bug.showsPending() { // ack-before-durable
 		return s.pending
 	}
@@ -163,8 +159,8 @@ func (s *store) shown() int64 {
 // set raises the counter to v if v is larger, and returns once a value ≥ v
 // is durable. It returns the durable value at that point, and whether this
 // call raised the pending value. It fails if a write that would have made v
-// durable failed, if ctx is done first, or if the store is closing.
-func (s *store) set(ctx context.Context, v int64) (value int64, applied bool, err error) {
+// durable failed, if ctx is done first, or if the counter is closing.
+func (s *durableCounter) set(ctx context.Context, v int64) (value int64, applied bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
@@ -215,7 +211,7 @@ func isClosed(ch <-chan struct{}) bool {
 
 // merge raises the counter to v if v is larger, without waiting for it to
 // become durable. It is how gossip delivers values.
-func (s *store) merge(v int64) {
+func (s *durableCounter) merge(v int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closing && (v > s.pending || s.bug.mergeOverwrites()) {
@@ -225,7 +221,7 @@ func (s *store) merge(v int64) {
 }
 
 // signal wakes the persister; s.mu must be held.
-func (s *store) signal() {
+func (s *durableCounter) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -234,7 +230,7 @@ func (s *store) signal() {
 
 // close stops accepting sets, writes any pending value and stops the
 // persister.
-func (s *store) close() error {
+func (s *durableCounter) close() error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -255,7 +251,7 @@ func (s *store) close() error {
 
 // persist is the persister goroutine. After a failed write it retries with
 // exponential backoff; pending values are kept meanwhile.
-func (s *store) persist() {
+func (s *durableCounter) persist() {
 	defer close(s.done)
 	const minRetry, maxRetry = 50 * time.Millisecond, 2 * time.Second
 	retry := minRetry
@@ -291,7 +287,7 @@ func (s *store) persist() {
 // flush writes the pending value if it differs from the durable one (it
 // can only be larger, unless a bug lowered it), and reports whether the
 // durable value now is what was pending.
-func (s *store) flush() bool {
+func (s *durableCounter) flush() bool {
 	s.mu.Lock()
 	v := s.pending
 	if v == s.durable {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,19 +14,19 @@ import (
 	"time"
 )
 
-func openTestStore(t testing.TB, dir string) *store {
+func openTestCounter(t testing.TB, dir string) *durableCounter {
 	t.Helper()
-	s, err := openStore(dir, testLogger(t), nil, nil)
+	s, err := openCounter(dir, testLogger(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func TestStoreRestart(t *testing.T) {
+func TestCounterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := openTestStore(t, dir)
+	s := openTestCounter(t, dir)
 	if v := s.get(); v != 0 {
 		t.Fatalf("empty dir: %d, want 0", v)
 	}
@@ -41,7 +42,7 @@ func TestStoreRestart(t *testing.T) {
 	if _, _, err := s.set(context.Background(), 1); !errors.Is(err, errClosed) {
 		t.Errorf("set after close: %v, want errClosed", err)
 	}
-	s = openTestStore(t, dir)
+	s = openTestCounter(t, dir)
 	defer s.close()
 	if v := s.get(); v != math.MaxInt64 {
 		t.Errorf("after restart: %d, want %d", v, int64(math.MaxInt64))
@@ -51,14 +52,14 @@ func TestStoreRestart(t *testing.T) {
 	}
 }
 
-func TestStoreRefusesCorruptFile(t *testing.T) {
+func TestCounterRefusesCorruptFile(t *testing.T) {
 	t.Parallel()
 	for _, content := range []string{"", "12", "12\n\n", "x\n", "1.5\n", "99999999999999999999\n", " 12\n"} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := openStore(dir, testLogger(t), nil, nil)
+		s, err := openCounter(dir, testLogger(t), nil, nil)
 		if err == nil {
 			s.close()
 			t.Errorf("state file %q accepted", content)
@@ -70,9 +71,9 @@ func TestStoreRefusesCorruptFile(t *testing.T) {
 	}
 }
 
-func TestStoreSetHonoursContext(t *testing.T) {
+func TestCounterSetHonoursContext(t *testing.T) {
 	t.Parallel()
-	s := openTestStore(t, t.TempDir())
+	s := openTestCounter(t, t.TempDir())
 	defer s.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -90,13 +91,15 @@ func TestStoreSetHonoursContext(t *testing.T) {
 	}
 }
 
-func TestStoreWriteFailure(t *testing.T) {
+func TestCounterWriteFailure(t *testing.T) {
 	t.Parallel()
-	// A directory in the way of the temporary file makes writes fail (even
-	// for root, who ignores permissions).
+	// A directory in the way of the state file makes writes fail: the
+	// rename of the temporary file over it does (even for root, who
+	// ignores permissions).
 	dir := t.TempDir()
-	s := openTestStore(t, dir)
-	if err := os.Mkdir(filepath.Join(dir, stateFile+".tmp"), 0o755); err != nil {
+	s := openTestCounter(t, dir)
+	state := filepath.Join(dir, stateFile)
+	if err := os.Mkdir(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -109,23 +112,72 @@ func TestStoreWriteFailure(t *testing.T) {
 	if v := s.get(); v != 0 {
 		t.Errorf("value %d visible although it is not durable", v)
 	}
-	if code := readStateOrFail(t, dir); code != 0 {
-		t.Errorf("state file holds %d", code)
+	if fi, err := os.Stat(state); err != nil || !fi.IsDir() {
+		t.Errorf("state file replaced by a failed write: %v", err)
 	}
 	// Once the disk works again the persister's retry makes it durable.
-	if err := os.Remove(filepath.Join(dir, stateFile+".tmp")); err != nil {
+	if err := os.Remove(state); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "retry to succeed", func() bool { return s.get() == 12 })
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
+	if v := readStateOrFail(t, dir); v != 12 {
+		t.Errorf("state file holds %d, want 12", v)
+	}
+	// The failed writes left no temporary file behind.
+	if names := dirNames(t, dir); !slices.Equal(names, []string{stateFile}) {
+		t.Errorf("data directory holds %v, want only %s", names, stateFile)
+	}
+}
+
+// TestCounterRemovesLeftoverTemps: the temporary files of writes a crash
+// interrupted are removed when the counter opens, and are never read as
+// the state; other files are left alone.
+func TestCounterRemovesLeftoverTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		stateFile:                    "7\n",
+		"." + stateFile + "-1.tmp":   "99\n",
+		"." + stateFile + "-abc.tmp": "9",
+		stateFile + ".tmp":           "98\n", // the name nodes used before atomicfile
+		"other":                      "x",
+		"." + stateFile + "-1.bak":   "x",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openTestCounter(t, dir)
+	defer s.close()
+	if v := s.get(); v != 7 {
+		t.Errorf("value %d, want 7 from the state file", v)
+	}
+	if names, want := dirNames(t, dir), []string{"." + stateFile + "-1.bak", stateFile, "other"}; !slices.Equal(names, want) {
+		t.Errorf("data directory holds %v, want %v", names, want)
+	}
+}
+
+// dirNames lists dir's entries, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func TestGroupCommit(t *testing.T) {
 	t.Parallel()
 	const n = 200
-	s := openTestStore(t, t.TempDir())
+	s := openTestCounter(t, t.TempDir())
 	defer s.close()
 	var (
 		wg      sync.WaitGroup
@@ -161,9 +213,9 @@ func TestGroupCommit(t *testing.T) {
 }
 
 // BenchmarkSetParallel measures sets of rising values from many goroutines
-// through the group-committing store.
+// through the group-committing counter.
 func BenchmarkSetParallel(b *testing.B) {
-	s := openTestStore(b, b.TempDir())
+	s := openTestCounter(b, b.TempDir())
 	defer s.close()
 	var next atomic.Int64
 	b.SetParallelism(16)

@@ -38,9 +38,9 @@ func decodeValue(b []byte) (int64, bool) {
 // delegate plugs the counter into memberlist: raised values are broadcast,
 // and full state is exchanged on push/pull. Merging is max.
 type delegate struct {
-	store *store
-	queue *memberlist.TransmitLimitedQueue
-	log   *slog.Logger
+	counter *durableCounter
+	queue   *memberlist.TransmitLimitedQueue
+	log     *slog.Logger
 }
 
 var _ memberlist.Delegate = (*delegate)(nil)
@@ -57,7 +57,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate: the durable value.
-func (d *delegate) LocalState(join bool) []byte { return encodeValue(d.store.getDurable()) }
+func (d *delegate) LocalState(join bool) []byte { return encodeValue(d.counter.getDurable()) }
 
 // MergeRemoteState implements memberlist.Delegate: the peer's value is merged.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) { d.merge(buf, "push/pull") }
@@ -68,7 +68,7 @@ func (d *delegate) merge(b []byte, via string) {
 		d.log.Warn("ignoring malformed gossip message", "via", via, "len", len(b))
 		return
 	}
-	d.store.merge(v)
+	d.counter.merge(v)
 }
 
 // broadcast queues v for gossip, replacing any older value still queued.

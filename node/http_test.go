@@ -139,6 +139,11 @@ func TestMethodsAndPaths(t *testing.T) {
 		{http.MethodGet, "/v1/counters", 404, ""},
 		{http.MethodPost, "/v2/counter", 404, ""},
 		{http.MethodGet, "/v1/admin/faults", 404, ""}, // no token file
+		// Paths that are not clean name no endpoint: 404, not a redirect.
+		{http.MethodGet, "/v1//counter", 404, ""},
+		{http.MethodGet, "//v1/health", 404, ""},
+		{http.MethodPost, "/v1/./counter", 404, ""},
+		{http.MethodGet, "/v1/counter/.", 404, ""},
 	} {
 		code, h, m := do(t, c.method, url(s, c.path), "", `{"value": 1}`)
 		if code != c.code {

@@ -36,7 +36,7 @@ import (
 // with Close.
 type Server struct {
 	cfg       *settings
-	store     *store
+	counter   *durableCounter
 	transport *faultTransport
 	ml        atomic.Pointer[memberlist.Memberlist]
 	members   *memberSet
@@ -103,11 +103,11 @@ func Start(cfg Config) (*Server, error) {
 			},
 		},
 	}
-	s.store, err = openStore(c.DataDir, logger, c.bug, d.broadcast)
+	s.counter, err = openCounter(c.DataDir, logger, c.bug, d.broadcast)
 	if err != nil {
 		return nil, err
 	}
-	d.store = s.store
+	d.counter = s.counter
 	ok := false
 	defer func() {
 		if !ok {
@@ -134,7 +134,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           s.handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       time.Minute,
@@ -151,7 +151,7 @@ func Start(cfg Config) (*Server, error) {
 	s.wg.Go(func() { rejoinLoop(ctx, ml, s.members, c.peers, c.RejoinInterval, c.bug, logger) })
 
 	logger.Info("node started", "http", s.ln.Addr().String(), "gossip", c.gossip.String(),
-		"peers", c.Peers, "data_dir", c.DataDir, "value", s.store.get(), "admin", c.token != nil, "bug", c.Bug)
+		"peers", c.Peers, "data_dir", c.DataDir, "value", s.counter.get(), "admin", c.token != nil, "bug", c.Bug)
 	ok = true
 	return s, nil
 }
@@ -193,13 +193,13 @@ func (s *Server) close() error {
 	} else if s.transport != nil {
 		_ = s.transport.Shutdown()
 	}
-	if err := s.store.close(); err != nil {
+	if err := s.counter.close(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		s.cfg.Logger.Error("node stopped with errors", "err", err)
 		return err
 	}
-	s.cfg.Logger.Info("node stopped", "value", s.store.get())
+	s.cfg.Logger.Info("node stopped", "value", s.counter.get())
 	return nil
 }
