@@ -183,6 +183,11 @@ func (c *Config) Validate() error {
 	} else if _, err := expandTemplate(c.NodeCmd, templateVars("", "", "", "", "", "", "", "")); err != nil {
 		errs = append(errs, fieldErr("node_cmd", "is unusable: %v", err))
 	}
+	if c.NemesisSchedule != "" && c.Script == "" {
+		// A caller that names a file but forgot to read it must not get a
+		// run without the faults it asked for.
+		errs = append(errs, fieldErr("nemesis_schedule", "%s holds no schedule", c.NemesisSchedule))
+	}
 	if len(c.Nemesis) > 0 && c.Script != "" {
 		errs = append(errs, &FieldError{Field: "nemesis", Others: []string{"nemesis_schedule"}, Problem: "and %s exclude each other: give one"})
 	}

@@ -320,10 +320,9 @@ func TestLabFailureMakesTheRunUnknown(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	labtest.Need(t) // in-process: this test binary runs inside the lab's namespace
 	dir := t.TempDir()
-	sched := filepath.Join(dir, "schedule.txt")
-	os.WriteFile(sched, []byte("500ms start-partition isolate n1\n1s stop-partition\n"), 0o644)
 	cfg := Defaults()
-	cfg.Net, cfg.Store, cfg.NemesisSchedule = NetLab, filepath.Join(dir, "store"), sched
+	cfg.Net, cfg.Store = NetLab, filepath.Join(dir, "store")
+	cfg.Script = "500ms start-partition isolate n1\n1s stop-partition\n"
 	cfg.NodeCmd = bin + DefaultNodeCmd[len("{self}"):]
 	cfg.Requests, cfg.Rate, cfg.Seed, cfg.HasSeed = 40, 20, 1, true
 
