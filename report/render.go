@@ -109,7 +109,7 @@ type view struct {
 }
 
 // Render writes the report of r as one self-contained HTML page.
-func Render(w io.Writer, r *Run) error {
+func Render(w io.Writer, r *Stored) error {
 	v := newView(r)
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, "report.html.tmpl", v); err != nil {
@@ -119,7 +119,7 @@ func Render(w io.Writer, r *Run) error {
 	return err
 }
 
-func newView(r *Run) *view {
+func newView(r *Stored) *view {
 	res := r.Result
 	v := &view{Dir: r.Dir, Notes: slices.Clone(r.Notes), Verdict: verdictOf(r.Info, res)}
 	if res == nil {
@@ -226,7 +226,7 @@ func linkOf(r checker.OpRef) opLink {
 }
 
 // runFacts lists what identifies a run, for the report's summary.
-func runFacts(r *Run, info *runstore.Record, res *checker.Result) []kv {
+func runFacts(r *Stored, info *runstore.Record, res *checker.Result) []kv {
 	var out []kv
 	add := func(k, v string) {
 		if v != "" {

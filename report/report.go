@@ -22,8 +22,8 @@ import (
 	"github.com/ec-counter/ec-counter/runstore"
 )
 
-// Run is everything a report shows of one run.
-type Run struct {
+// Stored is a stored run as a report sees it: its files, loaded.
+type Stored struct {
 	Dir  string           // the run directory, shown in the report; may be empty
 	Info *runstore.Record // run.json; nil when it is missing
 	Ops  []histories.Op
@@ -36,8 +36,8 @@ type Run struct {
 // Load reads a run directory's run.json, history.jsonl and results.json.
 // Missing files and a truncated history are tolerated (a crashed run) and
 // noted in Run.Notes; Load fails only when dir holds none of the three.
-func Load(dir string) (*Run, error) {
-	r := &Run{Dir: dir}
+func Load(dir string) (*Stored, error) {
+	r := &Stored{Dir: dir}
 	found := 0
 	switch info, err := runstore.ReadRecord(runstore.RunDir(dir)); {
 	case err == nil:

@@ -175,7 +175,7 @@ func TestRenderEscapesValues(t *testing.T) {
 		{Index: 2, Time: 3000, Type: histories.Info, Process: histories.Nemesis, F: "start-partition", Value: json.RawMessage(`{"x":"</script>"}`)},
 	}
 	var buf bytes.Buffer
-	if err := Render(&buf, &Run{Info: &runstore.Record{Name: "<b>x</b>"}, Ops: ops}); err != nil {
+	if err := Render(&buf, &Stored{Info: &runstore.Record{Name: "<b>x</b>"}, Ops: ops}); err != nil {
 		t.Fatal(err)
 	}
 	s := buf.String()
@@ -329,7 +329,7 @@ func TestRenderLargeRun(t *testing.T) {
 	res := checker.Check(ops)
 	var buf bytes.Buffer
 	start := time.Now()
-	if err := Render(&buf, &Run{Dir: "store/big/x", Info: &runstore.Record{Name: "big"}, Ops: ops, Result: &res}); err != nil {
+	if err := Render(&buf, &Stored{Dir: "store/big/x", Info: &runstore.Record{Name: "big"}, Ops: ops, Result: &res}); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)

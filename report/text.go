@@ -14,7 +14,7 @@ import (
 // WriteText writes a plain-text summary of the run: what identifies it, its
 // verdict, each check's verdict, and every anomaly listed in its results
 // with the ops involved.
-func (r *Run) WriteText(w io.Writer) error {
+func (r *Stored) WriteText(w io.Writer) error {
 	var b strings.Builder
 	info := r.Info
 	if info == nil {
