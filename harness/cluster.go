@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ec-counter/ec-counter/crashfs"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/runstore"
 )
@@ -28,12 +30,30 @@ type cluster struct {
 
 	mu    sync.Mutex
 	procs map[string]*process // by node name; nil entry: not running
+
+	// disks holds each node's power-loss file system, when the data
+	// directories sit on one (README "Crash: power loss"); mounts is the
+	// directory of their mountpoints.
+	disks  map[string]*crashfs.FS
+	mounts string
+}
+
+// diskOptions says whether newCluster puts the data directories on the
+// power-loss file system, and how it crashes.
+type diskOptions struct {
+	lazy bool
+	torn bool
+	seed uint64
 }
 
 // newCluster plans n nodes in the run directory, writes a fresh admin
 // token, and expands the node command template for each node. In the lab,
 // hosts[i] is node i's host; on the loopback network hosts is nil.
-func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration, addrs []runstore.NodeAddrs, hosts []*lab.Host) (*cluster, error) {
+//
+// With disk.lazy, each node's data directory is a power-loss file system
+// mounted at run/mnt/<name>, whose durable state lives in run/data/<name>;
+// the caller must close the cluster (stop) to unmount them.
+func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration, addrs []runstore.NodeAddrs, hosts []*lab.Host, disk diskOptions) (_ *cluster, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -56,6 +76,18 @@ func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration,
 		token: token,
 		grace: grace,
 		procs: make(map[string]*process),
+		disks: make(map[string]*crashfs.FS),
+	}
+	defer func() {
+		if err != nil {
+			c.unmount()
+			c.sp.Close()
+		}
+	}()
+	if disk.lazy {
+		if c.mounts, err = filepath.Abs(run.File(runstore.MountsDir)); err != nil {
+			return nil, err
+		}
 	}
 	for i := 0; i < n; i++ {
 		name := nodeNames(n)[i]
@@ -73,10 +105,18 @@ func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration,
 		if err := os.MkdirAll(dataDir, 0o755); err != nil {
 			return nil, err
 		}
+		if disk.lazy {
+			mnt := filepath.Join(c.mounts, name)
+			fs, err := crashfs.Mount(dataDir, mnt, crashfs.Options{Torn: disk.torn, Seed: disk.seed + uint64(i)})
+			if err != nil {
+				return nil, fmt.Errorf("power-loss file system for %s: %w", name, err)
+			}
+			c.disks[name] = fs
+			dataDir = mnt
+		}
 		args, err := expandTemplate(nodeCmd, templateVars(self, name, addrs[i].HTTP, addrs[i].Gossip,
 			strings.Join(peers, ","), strings.Join(peerHTTP, ","), dataDir, tokenFile))
 		if err != nil {
-			c.sp.Close()
 			return nil, err
 		}
 		spec := nodeSpec{
@@ -210,9 +250,30 @@ func (c *cluster) stop() (unclean, died []string) {
 	wg.Wait()
 	c.sp.Close()
 	c.http.CloseIdleConnections()
+	if err := c.unmount(); err != nil {
+		died = append(died, err.Error())
+	}
 	sort.Strings(unclean)
 	sort.Strings(died)
 	return unclean, died
+}
+
+// unmount unmounts every power-loss file system and removes the
+// mountpoints: the durable state stays in data/<name>.
+func (c *cluster) unmount() error {
+	var errs []error
+	for _, fs := range c.disks {
+		if err := fs.Unmount(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.disks = nil
+	if c.mounts != "" && len(errs) == 0 {
+		if err := os.RemoveAll(c.mounts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // logTail returns the last n lines of a log file, joined by " | ", each cut

@@ -56,6 +56,9 @@ type Config struct {
 	// (the lab when this process runs inside the namespace lab.Reexec
 	// makes, else loopback).
 	Net string `json:"net"`
+	// Disk is what the nodes' data directories sit on: DiskPlain, DiskLazy,
+	// DiskTorn, or DiskAuto (DiskLazy when the schedule can crash a node).
+	Disk string `json:"disk"`
 
 	// Command is the command line that asked for the run, recorded in
 	// run.json; Program is how a replay command names this program
@@ -69,6 +72,14 @@ const (
 	NetAuto     = "auto"     // the lab where it can be built, else loopback
 	NetLab      = "lab"      // every node in a network namespace; faults by the kernel
 	NetLoopback = "loopback" // every node on a 127.x address; faults in the nodes
+)
+
+// The disks a run's data directories can sit on (README "Crash: power loss").
+const (
+	DiskAuto  = "auto"  // lazy when the nemesis can crash a node, else plain
+	DiskPlain = "plain" // the run directory's own file system
+	DiskLazy  = "lazy"  // the power-loss file system: a crash loses what was not fsynced
+	DiskTorn  = "torn"  // lazy, and a crash keeps a random prefix of each file's unsynced writes
 )
 
 // Bounds on the sizes a user can give (README "ec-counter test").
@@ -111,6 +122,7 @@ func Defaults() Config {
 		StopGrace:       3 * time.Second,
 		StartTimeout:    20 * time.Second,
 		Net:             NetAuto,
+		Disk:            DiskAuto,
 		Values:          ValuesBoundaries,
 	}
 }
@@ -204,11 +216,18 @@ func (c *Config) Validate() error {
 	if c.Net == NetLab && !lab.Inside() {
 		errs = append(errs, fieldErr("net", "lab: the lab is built only inside the namespace the ec-counter command makes for it (lab.Reexec)"))
 	}
+	switch c.Disk {
+	case DiskAuto, DiskPlain, DiskLazy, DiskTorn:
+	default:
+		errs = append(errs, fieldErr("disk", "must be auto, plain, lazy or torn, got %q", c.Disk))
+	}
 	if c.Nodes >= 1 && c.Nodes <= 200 && c.NemesisInterval >= 10*time.Millisecond && c.NemesisInterval <= time.Hour {
 		s, err := c.schedule(nodeNames(c.Nodes))
 		if err != nil {
 			errs = append(errs, err)
 		} else if err := c.checkNetworkFaults(s); err != nil {
+			errs = append(errs, err)
+		} else if err := c.checkDisk(s); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -230,6 +249,33 @@ func (c *Config) checkNetworkFaults(s nemesis.Schedule) error {
 		"network injects through each node's admin API, but --node-cmd does not pass {admin_token_file}, so the "+
 		"nodes have none; use --net lab (kernel faults for any node binary; 'ec-counter doctor' says whether this "+
 		"machine can build it) or give the node the admin API (README \"Admin API\")", ErrFaultsUnsupported)
+}
+
+// disk resolves Disk for schedule s: DiskPlain, DiskLazy or DiskTorn.
+func (c *Config) disk(s nemesis.Schedule) string {
+	if c.Disk == DiskAuto || c.Disk == "" {
+		if s.Crashes() {
+			return DiskLazy
+		}
+		return DiskPlain
+	}
+	return c.Disk
+}
+
+// checkDisk refuses a crash on a plain disk, which cannot lose unsynced
+// writes (a run would test a kill and call it a crash), and the power-loss
+// file system outside the private mount namespace lab.Reexec makes, where
+// a crash of the harness could leave its mounts behind.
+func (c *Config) checkDisk(s nemesis.Schedule) error {
+	switch d := c.disk(s); {
+	case d == DiskPlain && s.Crashes():
+		return &FieldError{Field: "disk", Others: []string{"nemesis"}, Problem: "plain cannot lose unsynced writes, which a crash in %s needs: use lazy, torn or auto"}
+	case d != DiskPlain && !lab.Inside():
+		return fmt.Errorf("%w: the crash fault and the power-loss disk (--disk lazy or torn) need the private mount "+
+			"namespace the lab's re-run makes, so that no mount outlives the run; run without --net loopback "+
+			"('ec-counter doctor' says whether this machine can)", ErrFaultsUnsupported)
+	}
+	return nil
 }
 
 // ReplayArgs returns the test command's arguments that reproduce this run:
@@ -257,6 +303,7 @@ func (c *Config) ReplayArgs() []string {
 	add("--nemesis-schedule", c.NemesisSchedule, "")
 	add("--values", c.Values, d.Values)
 	add("--net", c.Net, d.Net)
+	add("--disk", c.Disk, d.Disk)
 	return args
 }
 

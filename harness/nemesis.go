@@ -42,6 +42,23 @@ func (c *cluster) Kill(ctx context.Context, node string) error {
 	return nil
 }
 
+// Crash SIGKILLs a node, waits for it to exit, and cuts the power of its
+// data directory's file system: every write and directory change not yet
+// fsynced is lost.
+func (c *cluster) Crash(ctx context.Context, node string) (nemesis.CrashLoss, error) {
+	p := c.proc(node)
+	if p == nil {
+		return nemesis.CrashLoss{}, fmt.Errorf("no node %q", node)
+	}
+	fs := c.disks[node]
+	if fs == nil {
+		return nemesis.CrashLoss{}, fmt.Errorf("%s's data directory is not on the power-loss file system", node)
+	}
+	p.kill()
+	lost, err := fs.Crash()
+	return nemesis.CrashLoss{Writes: lost.Writes, Bytes: int64(lost.Bytes), Entries: lost.Entries}, err
+}
+
 // Restart starts a killed node again, with the same name, addresses and
 // data directory, and waits until its HTTP API answers (it may not see
 // its peers yet: a partition may be in force).

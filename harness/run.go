@@ -179,9 +179,14 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		}()
 		hosts = lb.Hosts()
 	}
-	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs, hosts)
+	r.rec.Disk = cfg.disk(sched)
+	disk := diskOptions{lazy: r.rec.Disk != DiskPlain, torn: r.rec.Disk == DiskTorn, seed: cfg.Seed}
+	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs, hosts, disk)
 	if err != nil {
 		return nil, err
+	}
+	if disk.lazy {
+		r.logf("disk: %s: every node's data directory is a power-loss file system (a crash loses what was not fsynced)", r.rec.Disk)
 	}
 	r.rec.Nodes = make(map[string]runstore.NodeAddrs)
 	for _, s := range cl.specs {

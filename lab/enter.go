@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // envInside marks the process Reexec starts; its value is the identity of
@@ -58,14 +59,16 @@ func (e *NotAvailableError) Unwrap() error { return e.Err }
 const envLifeline = "EC_COUNTER_LAB_LIFELINE_FD"
 
 // Reexec runs this program again, with the same arguments, environment and
-// standard streams, in a new network namespace and PID namespace, and as an
+// standard streams, in a new network, PID and mount namespace, and as an
 // unprivileged user also in a new user namespace in which it is root (files
 // it creates belong to the caller). The child is the first process of its
 // PID namespace, so when it exits the kernel kills every process left in
 // it, a node's wrapper's children included; and it exits as soon as this
 // process dies (Init watches a pipe whose write end only this process
 // holds), so every process, namespace, link and rule of the run is removed
-// by the kernel whatever happens, SIGKILL included. SIGINT, SIGTERM and
+// by the kernel whatever happens, SIGKILL included; file systems mounted in
+// it (the power-loss file system of crash faults) are private to it and go
+// with it. SIGINT, SIGTERM and
 // SIGHUP are passed on to the child. Reexec returns the child's exit code
 // (255 if a signal ended it), or a *NotAvailableError if the namespaces
 // could not be created.
@@ -84,7 +87,7 @@ func Reexec() (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{lifeline} // descriptor 3
 	cmd.Env = append(withoutInsideMarker(nil), envInside+"="+outer, envLifeline+"=3")
-	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID}
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
 	if os.Geteuid() != 0 {
 		attr.Cloneflags |= syscall.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
@@ -155,6 +158,11 @@ func Init() error {
 	}
 	if err := watchLifeline(); err != nil {
 		return err
+	}
+	// Mounts made here must never propagate to the namespace Reexec ran in
+	// (systemd makes / shared): they die with this namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("lab: make the mount namespace private: %w", err)
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {

@@ -36,7 +36,7 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/s
 //
 // A want lists the steps as Schedule.String prints them, each followed by
 // what it does: the grudge of a start-partition (for each node, the nodes
-// whose traffic it drops), and the nodes left down after a kill, restart,
+// whose traffic it drops), and the nodes left down after a kill, crash, restart,
 // pause or resume. A generated schedule ends with the kinds it leaves out
 // (Unused). A schedule that does not parse wants "error: " and the error.
 func TestGoldenSchedules(t *testing.T) {
@@ -213,7 +213,7 @@ func listing(s nemesis.Schedule, nodes []string) string {
 				}
 			}
 			continue
-		case nemesis.FKill:
+		case nemesis.FKill, nemesis.FCrash:
 			for _, n := range st.Nodes {
 				killed[n] = true
 				delete(paused, n)

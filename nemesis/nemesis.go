@@ -26,6 +26,11 @@ type Cluster interface {
 	GossipAddr(node string) string
 	// Kill sends the node SIGKILL and waits for it to exit.
 	Kill(ctx context.Context, node string) error
+	// Crash kills the node as Kill does, then discards every write and
+	// directory change of its data directory not yet made durable by an
+	// fsync, as a power cut would, and says what was lost. Restart starts
+	// it again.
+	Crash(ctx context.Context, node string) (CrashLoss, error)
 	// Restart starts a killed node again, with the same name, addresses and
 	// data directory, and waits until it is healthy (its HTTP API is up).
 	Restart(ctx context.Context, node string) error
@@ -329,11 +334,12 @@ func grudgeValue(g Grudge) Grudge {
 
 // processResult is the outcome of a kill, restart, pause or resume.
 type processResult struct {
-	nodes       []string          // acted on successfully: the op's value
-	skipped     []string          // already in the wanted state
-	failed      map[string]string // node → error
-	reapplied   []string          // got the faults in force again
-	unreachable []string          // could not get them
+	nodes       []string             // acted on successfully: the op's value
+	lost        map[string]CrashLoss // crash: what each node lost
+	skipped     []string             // already in the wanted state
+	failed      map[string]string    // node → error
+	reapplied   []string             // got the faults in force again
+	unreachable []string             // could not get them
 }
 
 // problem describes the nodes whose faults could not be set, as an op's
@@ -370,7 +376,27 @@ func (n *Nemesis) emitProcess(f string, r processResult) error {
 	if len(r.reapplied) > 0 {
 		notes = append(notes, "reapplied: "+strings.Join(r.reapplied, ","))
 	}
-	return n.emit(f, r.nodes, strings.Join(problems, "; "), strings.Join(notes, "; "))
+	var value any = r.nodes
+	if f == FCrash {
+		value = crashValue{Nodes: r.nodes, Lost: r.lost}
+	}
+	return n.emit(f, value, strings.Join(problems, "; "), strings.Join(notes, "; "))
+}
+
+// CrashLoss is what a crash discarded of a node's data directory: the
+// writes (and their bytes) no fsync had made durable, and the directory
+// entries created, renamed or removed since their directory's last fsync.
+type CrashLoss struct {
+	Writes  int   `json:"writes"`
+	Bytes   int64 `json:"bytes"`
+	Entries int   `json:"entries"`
+}
+
+// crashValue is a crash op's value (README "Histories"): the nodes crashed
+// and what each lost.
+type crashValue struct {
+	Nodes []string             `json:"nodes"`
+	Lost  map[string]CrashLoss `json:"lost"`
 }
 
 // do performs one step and records it.
@@ -413,7 +439,7 @@ func (n *Nemesis) do(ctx context.Context, st Step) error {
 		n.links, n.faults.link, n.faults.linkNodes = nil, nil, nil
 		un := n.applyFaults(ctx, n.nodes, false)
 		return n.emit(FStopLink, v, n.problem(un), note)
-	case FKill, FRestart, FPause, FResume:
+	case FKill, FCrash, FRestart, FPause, FResume:
 		return n.emitProcess(st.Action, n.process(ctx, st.Action, st.Nodes, true))
 	}
 	return fmt.Errorf("nemesis: unknown action %q", st.Action) // check rejects it first
@@ -445,8 +471,12 @@ func (n *Nemesis) emit(f string, value any, problem, note string) error {
 // restarts or resumes the faults in force right after.
 func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply bool) processResult {
 	v := processResult{nodes: []string{}}
+	if f == FCrash {
+		v.lost = map[string]CrashLoss{}
+	}
 	type result struct {
 		node     string
+		lost     CrashLoss
 		fs       api.FaultSet // the faults to re-apply, when body is not ""
 		body     string
 		err      error
@@ -456,7 +486,7 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 	for _, x := range nodes {
 		var ok bool
 		switch f {
-		case FKill:
+		case FKill, FCrash:
 			ok = !n.killed[x]
 		case FRestart:
 			ok = n.killed[x]
@@ -489,6 +519,8 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 			switch f {
 			case FKill:
 				r.err = n.cluster.Kill(ctx, r.node)
+			case FCrash:
+				r.lost, r.err = n.cluster.Crash(ctx, r.node)
 			case FRestart:
 				r.err = n.cluster.Restart(ctx, r.node)
 			case FPause:
@@ -515,7 +547,10 @@ func (n *Nemesis) process(ctx context.Context, f string, nodes []string, reapply
 		}
 		v.nodes = append(v.nodes, x)
 		switch f {
-		case FKill:
+		case FKill, FCrash:
+			if f == FCrash {
+				v.lost[x] = r.lost
+			}
 			n.killed[x] = true
 			delete(n.paused, x)
 			if n.network.InNode() {

@@ -163,6 +163,12 @@ func (c *fakeCluster) proc(call, node, from, to string) error {
 func (c *fakeCluster) Kill(_ context.Context, node string) error {
 	return c.proc("kill", node, "running", "killed")
 }
+func (c *fakeCluster) Crash(_ context.Context, node string) (CrashLoss, error) {
+	if err := c.proc("crash", node, "running", "killed"); err != nil {
+		return CrashLoss{}, err
+	}
+	return CrashLoss{Writes: len(node), Bytes: 8, Entries: 1}, nil
+}
 func (c *fakeCluster) Restart(_ context.Context, node string) error {
 	return c.proc("restart", node, "killed", "running")
 }
@@ -418,6 +424,34 @@ func TestProcessFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOps(t, rec.take(), []string{`resume ["n3"]`, `restart ["n1"]`})
+}
+
+// TestCrash records what each crashed node lost, restarts crashed nodes
+// like killed ones, and never crashes a node that is down.
+func TestCrash(t *testing.T) {
+	c := newFakeCluster(t, 3)
+	c.failing["n3"] = errors.New("no such process")
+	var rec recorder
+	n := New(c, c.admin(), rec.record, nil)
+	s := parseSched(t, "0s crash n1,n3\n0s kill n2\n", c.names)
+	s = append(s, Step{Action: FCrash, Nodes: []string{"n2"}}) // killed already: skipped
+	if err := n.Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), []string{
+		`crash {"nodes":["n1"],"lost":{"n1":{"writes":2,"bytes":8,"entries":1}}} error: failed: n3 (no such process)`,
+		`kill ["n2"]`,
+		`crash {"nodes":[],"lost":{}}`,
+	})
+	if err := n.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rec.take(), []string{`restart ["n1","n2"]`})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.procs["n1"] != "running" || c.procs["n2"] != "running" {
+		t.Errorf("after the heal: %v", c.procs)
+	}
 }
 
 func TestHeal(t *testing.T) {

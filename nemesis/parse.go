@@ -99,7 +99,7 @@ func (p *parser) step(fields []string, prev time.Duration) (st Step, ok bool, er
 		err = noArgs()
 	case FStartLink:
 		st.Link, st.Nodes, err = p.link(args)
-	case FKill, FPause:
+	case FKill, FCrash, FPause:
 		st.Nodes, err = p.stopNodes(st.Action, args)
 	case FRestart, FResume:
 		st.Nodes, err = p.startNodes(st.Action, args)
@@ -250,8 +250,8 @@ func parseLoss(s string) (float64, error) {
 	return v, nil
 }
 
-// stopNodes resolves the target of kill or pause among the nodes that can
-// take it, and notes them killed or paused.
+// stopNodes resolves the target of kill, crash or pause among the nodes
+// that can take it, and notes them killed (a crash kills) or paused.
 func (p *parser) stopNodes(action string, args []string) ([]string, error) {
 	target := strings.Join(args, ",")
 	var eligible []string
@@ -273,7 +273,7 @@ func (p *parser) stopNodes(action string, args []string) ([]string, error) {
 		}
 	}
 	for _, n := range nodes {
-		if action == FKill {
+		if action != FPause {
 			p.killed[n] = true
 			delete(p.paused, n) // SIGKILL ends a stopped process too
 		} else {

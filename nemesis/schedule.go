@@ -17,6 +17,7 @@ const (
 	FStartLink      = "start-link"      // degrade the links of Step.Nodes (Step.Link)
 	FStopLink       = "stop-link"       // remove the link fault in force
 	FKill           = "kill"            // SIGKILL Step.Nodes
+	FCrash          = "crash"           // SIGKILL Step.Nodes and lose their unsynced writes
 	FRestart        = "restart"         // start the killed Step.Nodes again
 	FPause          = "pause"           // SIGSTOP Step.Nodes
 	FResume         = "resume"          // SIGCONT the paused Step.Nodes
@@ -24,7 +25,7 @@ const (
 
 // actions lists the step actions in the order they are documented.
 func actions() []string {
-	return []string{FStartPartition, FStopPartition, FStartLink, FStopLink, FKill, FRestart, FPause, FResume}
+	return []string{FStartPartition, FStopPartition, FStartLink, FStopLink, FKill, FCrash, FRestart, FPause, FResume}
 }
 
 // Step is one timed action of a schedule. Steps are concrete: every target
@@ -32,7 +33,7 @@ func actions() []string {
 type Step struct {
 	At     time.Duration // offset from the start of Nemesis.Run
 	Action string        // one of the F constants
-	// Nodes are the nodes acted on by kill, restart, pause and resume, and
+	// Nodes are the nodes acted on by kill, crash, restart, pause and resume, and
 	// for start-link the nodes whose links (to and from every peer) are
 	// degraded. They are listed in cluster order.
 	Nodes     []string
@@ -49,7 +50,7 @@ func (s Step) String() string {
 		args = s.Partition.String()
 	case FStartLink:
 		args = s.Link.String() + " nodes=" + strings.Join(s.Nodes, ",")
-	case FKill, FRestart, FPause, FResume:
+	case FKill, FCrash, FRestart, FPause, FResume:
 		args = strings.Join(s.Nodes, ",")
 	}
 	return strings.TrimRight(fmt.Sprintf("%-9s %-16s %s", s.At, s.Action, args), " ")
@@ -117,7 +118,7 @@ func (s Step) check(idx map[string]int, prev time.Duration) error {
 		return s.Link.check()
 	case FStopPartition, FStopLink:
 		return nil
-	case FKill, FRestart, FPause, FResume:
+	case FKill, FCrash, FRestart, FPause, FResume:
 		if len(s.Nodes) == 0 {
 			return fmt.Errorf("%s needs nodes", s.Action)
 		}
@@ -229,7 +230,7 @@ func Unused(kinds []string, s Schedule) []string {
 			used["link"] = true
 			used["delay"] = used["delay"] || st.Link.Delay > 0 || st.Link.Jitter > 0
 			used["loss"] = used["loss"] || st.Link.Loss > 0
-		case FKill, FPause:
+		case FKill, FCrash, FPause:
 			used[st.Action] = true
 		}
 	}
@@ -249,13 +250,24 @@ func Unused(kinds []string, s Schedule) []string {
 	return out
 }
 
+// CrashKinds reports whether kinds (as --nemesis takes them) include crash,
+// which needs the data directories on a power-loss file system.
+func CrashKinds(kinds []string) bool {
+	return slices.ContainsFunc(kinds, func(k string) bool { return strings.ToLower(strings.TrimSpace(k)) == FCrash })
+}
+
+// Crashes reports whether s crashes a node.
+func (s Schedule) Crashes() bool {
+	return slices.ContainsFunc(s, func(st Step) bool { return st.Action == FCrash })
+}
+
 // NetworkKinds reports whether kinds (as --nemesis takes them) include a
 // network fault: a partition of any shape, delay, loss or link. Such a
 // request needs a Network that can install it, whatever the seed draws.
 func NetworkKinds(kinds []string) bool {
 	for _, k := range kinds {
 		k = strings.ToLower(strings.TrimSpace(k))
-		if k != "" && k != FKill && k != FPause {
+		if k != "" && k != FKill && k != FCrash && k != FPause {
 			return true
 		}
 	}
@@ -295,7 +307,7 @@ func expandKinds(kinds []string, n int) ([]string, error) {
 		case "link":
 			add("delay")
 			add("loss")
-		case "delay", "loss", FKill, FPause:
+		case "delay", "loss", FKill, FCrash, FPause:
 			add(k)
 		default:
 			base, oneway := strings.CutSuffix(k, onewaySuffix)
@@ -331,9 +343,9 @@ func window(kind string, nodes []string, idx map[string]int, rng *rand.Rand) (fi
 		l := losses[rng.IntN(len(losses))]
 		return Step{Action: FStartLink, Link: LinkFault{Loss: l}, Nodes: target()},
 			Step{Action: FStopLink}, nil
-	case FKill:
+	case FKill, FCrash:
 		ns := target()
-		return Step{Action: FKill, Nodes: ns}, Step{Action: FRestart, Nodes: ns}, nil
+		return Step{Action: kind, Nodes: ns}, Step{Action: FRestart, Nodes: ns}, nil
 	case FPause:
 		ns := target()
 		return Step{Action: FPause, Nodes: ns}, Step{Action: FResume, Nodes: ns}, nil
@@ -469,7 +481,8 @@ func Describe() []string {
 		"loss                    lose 10-50% of packets and streams on the links of one, a minority, a majority or all nodes",
 		"link                    delay or loss",
 		"kill                    SIGKILL one, a minority, a majority or all nodes, then restart them",
+		"crash                   kill as above, and lose what they had not fsynced, as in a power cut (needs the lab)",
 		"pause                   SIGSTOP one, a minority, a majority or all nodes, then SIGCONT them",
-		"all                     every kind above: partition, delay, loss, kill and pause",
+		"all                     partition, delay, loss, kill and pause (add crash by name)",
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +28,8 @@ const (
 	bugThinAir          = "thin-air"
 	bugInt32            = "int32"
 	bugFloatJSON        = "float-json"
+	bugNoFsync          = "no-fsync"
+	bugNoDirFsync       = "no-dir-fsync"
 )
 
 // Tuning of the bugs: chosen so that each one shows within seconds at the
@@ -62,6 +66,8 @@ func Bugs() []BugInfo {
 		{bugThinAir, "now and then (1 in 20 reads) answers a read with the counter plus one, a value nobody wrote"},
 		{bugInt32, "keeps the counter in 32 bits: a set above 2^31-1 wraps around (2^31 becomes -2^31)"},
 		{bugFloatJSON, "decodes set values through float64, as JavaScript does: above 2^53 odd values round to even ones, near 2^63 they saturate"},
+		{bugNoFsync, "writes and renames its state file without fsyncing it (the directory is fsynced), and reads an empty state file as 0: a kill loses nothing, a power loss (crash) loses the value"},
+		{bugNoDirFsync, "fsyncs its state file but not the directory after the rename: a kill loses nothing, a power loss (crash) brings back an older file"},
 	}
 }
 
@@ -175,6 +181,46 @@ func (b *bug) lazyFlush(quit <-chan struct{}) {
 	case <-quit:
 	}
 }
+
+// writesState writes the state file the way the bug's author would, and
+// reports whether it did: no-fsync and no-dir-fsync each leave out one of
+// the fsyncs of writeState. Nodes without these bugs return false and write
+// through writeState.
+func (b *bug) writesState(path string, data []byte) (bool, error) {
+	if !b.is(bugNoFsync) && !b.is(bugNoDirFsync) {
+		return false, nil
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return true, fmt.Errorf("write state: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil && !b.is(bugNoFsync) {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil && !b.is(bugNoDirFsync) {
+		var d *os.File
+		if d, err = os.Open(filepath.Dir(path)); err == nil {
+			err = d.Sync()
+			d.Close()
+		}
+	}
+	if err != nil {
+		return true, fmt.Errorf("write state: %w", err)
+	}
+	return true, nil
+}
+
+// readsEmptyAsZero tells readState to take an empty state file for 0, as a
+// lenient parser would, instead of refusing it as corrupt: no-fsync.
+func (b *bug) readsEmptyAsZero() bool { return b.is(bugNoFsync) }
 
 // forgetsState tells openCounter to ignore the state file: no-persist.
 func (b *bug) forgetsState() bool { return b.is(bugNoPersist) }

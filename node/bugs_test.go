@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,8 +35,8 @@ func TestBugsAreListedAndValidated(t *testing.T) {
 		}
 		names = append(names, b.Name)
 	}
-	if len(bugs) != 11 || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
-		t.Errorf("want 11 bugs with unique names, got %q", names)
+	if len(bugs) != 13 || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
+		t.Errorf("want 13 bugs with unique names, got %q", names)
 	}
 	if err := ValidateBug(""); err != nil {
 		t.Errorf("no bug: %v", err)
@@ -207,6 +208,41 @@ func TestBugAckBeforeDurable(t *testing.T) {
 		t.Fatalf("on disk right after the acknowledgement: %d, want 3 (not yet written)", v)
 	}
 	waitFor(t, 5*time.Second, "the lazy flush of 7", func() bool { return readStateOrFail(t, dir) == 7 })
+}
+
+// TestBugsSkippingFsync: no-fsync and no-dir-fsync write the same state
+// file as the correct node (what they leave out shows only after a power
+// loss, which the harness's crash fault brings), and no-fsync reads the
+// empty file such a loss leaves as 0 where the correct node refuses it.
+func TestBugsSkippingFsync(t *testing.T) {
+	for _, name := range []string{bugNoFsync, bugNoDirFsync, ""} {
+		dir := t.TempDir()
+		var b *bug
+		if name != "" {
+			b = newBug(name)
+		}
+		if err := writeState(dir, 42, b); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if err := writeState(dir, 43, b); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if v := readStateOrFail(t, dir); v != 43 {
+			t.Errorf("%q: state file holds %d, want 43", name, v)
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 {
+			t.Errorf("%q: data directory holds %d files, want only the state file", name, len(entries))
+		}
+	}
+	empty := filepath.Join(t.TempDir(), stateFile)
+	os.WriteFile(empty, nil, 0o644)
+	if v, err := readState(empty, true); err != nil || v != 0 {
+		t.Errorf("no-fsync reads an empty state file as %d, %v; want 0", v, err)
+	}
+	if _, err := readState(empty, false); err == nil {
+		t.Error("the correct node accepted an empty state file")
+	}
 }
 
 func TestBugNoPersist(t *testing.T) {

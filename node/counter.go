@@ -63,7 +63,7 @@ func openCounter(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	v, err := readState(filepath.Join(dir, stateFile))
+	v, err := readState(filepath.Join(dir, stateFile), b.readsEmptyAsZero())
 	if err != nil {
 		return nil, err
 	}
@@ -87,10 +87,11 @@ func openCounter(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*
 	return s, nil
 }
 
-// readState returns the value stored in path, or 0 if there is no such file.
-func readState(path string) (int64, error) {
+// readState returns the value stored in path, or 0 if there is no such
+// file (or, with emptyIsZero, an empty one: the no-fsync bug).
+func readState(path string, emptyIsZero bool) (int64, error) {
 	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) == 0 && emptyIsZero {
 		return 0, nil
 	}
 	if err != nil {
@@ -107,8 +108,12 @@ func readState(path string) (int64, error) {
 // writeState durably replaces the value in dir's state file, through
 // atomicfile: a temporary file, fsynced, renamed over the state file, and
 // the directory fsynced.
-func writeState(dir string, v int64) error {
-	return atomicfile.WriteBytes(filepath.Join(dir, stateFile), 0o644, append(strconv.AppendInt(nil, v, 10), '\n'))
+func writeState(dir string, v int64, b *bug) error {
+	path, data := filepath.Join(dir, stateFile), append(strconv.AppendInt(nil, v, 10), '\n')
+	if buggy, err := b.writesState(path, data); buggy { // no-fsync, no-dir-fsync
+		return err
+	}
+	return atomicfile.WriteBytes(path, 0o644, data)
 }
 
 // removeTemps removes the temporary files of writes that a crash
@@ -296,7 +301,7 @@ func (s *durableCounter) flush() bool {
 	}
 	s.mu.Unlock()
 
-	err := writeState(s.dir, v)
+	err := writeState(s.dir, v, s.bug)
 
 	s.mu.Lock()
 	s.err = err

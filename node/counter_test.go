@@ -247,7 +247,7 @@ func BenchmarkSetParallelFsyncEach(b *testing.B) {
 			v := next.Add(1)
 			mu.Lock()
 			value = max(value, v)
-			err := writeState(dir, value)
+			err := writeState(dir, value, nil)
 			mu.Unlock()
 			if err != nil {
 				b.Error(err)
@@ -258,7 +258,7 @@ func BenchmarkSetParallelFsyncEach(b *testing.B) {
 
 func readStateOrFail(t *testing.T, dir string) int64 {
 	t.Helper()
-	v, err := readState(filepath.Join(dir, stateFile))
+	v, err := readState(filepath.Join(dir, stateFile), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -401,7 +401,7 @@ func nemesisLabel(op *histories.Op) string {
 		return "partition " + partitionLabel(nv)
 	case "start-link":
 		return "link " + linkLabel(nv)
-	case "kill", "restart", "pause", "resume":
+	case "kill", "crash", "restart", "pause", "resume":
 		s := op.F + " " + strings.Join(nv.Nodes, ",")
 		if len(nv.Failed) > 0 {
 			s += fmt.Sprintf(" (%d failed)", len(nv.Failed))
@@ -490,32 +490,34 @@ func (n *nemesisWindows) stop(key string, op *histories.Op, t int64) {
 func (n *nemesisWindows) add(op *histories.Op, t int64) {
 	f := op.F
 	switch f {
-	case "kill", "pause":
+	case "kill", "crash", "pause":
 		nv := decodeNemesis(op.Value)
 		nodes := nv.Nodes
 		if nodes == nil {
 			nodes = []string{""}
 		}
 		for _, x := range nodes {
-			label := map[string]string{"kill": "killed", "pause": "paused"}[f]
+			label := map[string]string{"kill": "killed", "crash": "crashed", "pause": "paused"}[f]
 			n.start(f+"/"+x, f, strings.TrimSpace(label+" "+x), op, t)
 		}
 	case "restart", "resume":
-		kind := map[string]string{"restart": "kill", "resume": "pause"}[f]
+		kinds := map[string][]string{"restart": {"kill", "crash"}, "resume": {"pause"}}[f]
 		nv := decodeNemesis(op.Value)
 		nodes := nv.Nodes
-		if nodes == nil && len(nv.Failed) == 0 {
-			// Unknown targets: end every window of the kind.
-			for key := range n.open {
-				if strings.HasPrefix(key, kind+"/") {
-					n.stop(key, op, t)
+		for _, kind := range kinds {
+			if nodes == nil && len(nv.Failed) == 0 {
+				// Unknown targets: end every window of the kind.
+				for key := range n.open {
+					if strings.HasPrefix(key, kind+"/") {
+						n.stop(key, op, t)
+					}
 				}
 			}
+			for _, x := range nodes {
+				n.stop(kind+"/"+x, op, t)
+			}
+			n.stop(kind+"/", op, t)
 		}
-		for _, x := range nodes {
-			n.stop(kind+"/"+x, op, t)
-		}
-		n.stop(kind+"/", op, t)
 	default:
 		if kind, ok := strings.CutPrefix(f, "start-"); ok {
 			label := nemesisLabel(op)

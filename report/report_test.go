@@ -201,6 +201,8 @@ func TestNemesisWindows(t *testing.T) {
 		nem(6, "pause", `{"nodes":["n3"]}`),
 		nem(7, "start-link", `{"delay_ms":100,"jitter_ms":20,"loss":0.25,"nodes":["n2"]}`),
 		nem(8, "stop-link", `{}`),
+		nem(9, "crash", `{"nodes":["n1"],"lost":{"n1":{"writes":2,"bytes":8,"entries":1}}}`),
+		nem(10, "restart", `["n1"]`),
 	}
 	p := buildPage(ops, nil, nil)
 	type w struct {
@@ -218,6 +220,7 @@ func TestNemesisWindows(t *testing.T) {
 		{"partition", "partition n1✕n2 n2✕n1", 4, -1},
 		{"pause", "paused n3", 6, -1},
 		{"link", "link delay 100ms±20ms loss 25% on n2", 7, 8},
+		{"crash", "crashed n1", 9, 10},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("windows %+v, want %+v", got, want)

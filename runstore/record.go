@@ -35,6 +35,7 @@ type Record struct {
 	NemesisUnused []string `json:"nemesis_unused,omitempty"`
 	Interrupted   bool     `json:"interrupted,omitempty"`
 	Network       string   `json:"network,omitempty"` // lab or loopback
+	Disk          string   `json:"disk,omitempty"`    // plain, lazy or torn (README "Crash: power loss")
 	Lab           *Lab     `json:"lab,omitempty"`
 }
 

@@ -22,9 +22,12 @@ const (
 	LinearFile  = "linear.html"   // porcupine's view of a linearizability violation
 	// ScheduleFile is a copy of the scripted schedule the run was given.
 	ScheduleFile = "schedule.txt"
-	NodesDir     = "nodes"  // nodes/<name>.log: each node's stderr
-	DataDir      = "data"   // data/<name>/: each node's data directory
-	LatestLink   = "latest" // store/latest: a symlink to the newest run
+	NodesDir     = "nodes" // nodes/<name>.log: each node's stderr
+	DataDir      = "data"  // data/<name>/: each node's data directory
+	// MountsDir holds the mountpoints of the power-loss file systems while
+	// a run can crash nodes; their durable state is in DataDir.
+	MountsDir  = "mnt"
+	LatestLink = "latest" // store/latest: a symlink to the newest run
 )
 
 // TimestampLayout names run directories: UTC, sortable, no colons.

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ec-counter/ec-counter/crashfs"
+	"github.com/ec-counter/ec-counter/internal/atomicfile"
 	"github.com/ec-counter/ec-counter/lab"
 )
 
@@ -41,6 +44,12 @@ func doctorCommand() *cli.Command {
 				return cli.Exit("", exitInvalid)
 			}
 			checks, err := lab.Probe(c.Context)
+			crashErr := probeCrashFS()
+			crashCheck := lab.Check{Name: "power-loss file system (FUSE mount, fsync, crash)", OK: crashErr == nil, Detail: "a crash lost the unsynced write and kept the synced one"}
+			if crashErr != nil {
+				crashCheck.Detail = crashErr.Error()
+			}
+			checks = append(checks, crashCheck)
 			for _, ch := range checks {
 				mark := "yes"
 				if !ch.OK {
@@ -53,8 +62,13 @@ func doctorCommand() *cli.Command {
 				reason = err.Error()
 			}
 			printFaultTable(err == nil, reason)
+			if crashErr != nil {
+				fmt.Printf("crash: NOT available (%v); /dev/fuse must exist and be usable\n", crashErr)
+			} else {
+				fmt.Println("crash: works (--nemesis crash, --disk lazy or torn; not with --net loopback)")
+			}
 			printChromium()
-			if err != nil {
+			if err != nil || crashErr != nil {
 				return cli.Exit("", exitInvalid)
 			}
 			return nil
@@ -109,6 +123,43 @@ func printFaultTable(labOK bool, why string) {
 		fmt.Println("lab: NOT available; `ec-counter test` falls back to --net loopback, where partitions, delay and loss")
 		fmt.Println("     need nodes with the admin API. To enable the lab, see the README's section \"Networks\".")
 	}
+}
+
+// probeCrashFS mounts a power-loss file system in a temporary directory,
+// writes one file with an fsync and one without, crashes it, and checks
+// that exactly the synced one survived.
+func probeCrashFS() (err error) {
+	dir, err := os.MkdirTemp("", "ec-counter-doctor-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fs, err := crashfs.Mount(filepath.Join(dir, "disk"), filepath.Join(dir, "mnt"), crashfs.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if uerr := fs.Unmount(); err == nil {
+			err = uerr
+		}
+	}()
+	mnt := fs.Mountpoint()
+	if err := atomicfile.WriteBytes(filepath.Join(mnt, "synced"), 0o644, []byte("kept\n")); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "unsynced"), []byte("lost\n"), 0o644); err != nil {
+		return err
+	}
+	if _, err := fs.Crash(); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "synced")); err != nil || string(b) != "kept\n" {
+		return fmt.Errorf("after a crash the synced file reads %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "unsynced")); !os.IsNotExist(err) {
+		return fmt.Errorf("after a crash the unsynced file is still there (%v)", err)
+	}
+	return nil
 }
 
 // printChromium says whether the report tests can run a browser.

@@ -43,6 +43,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
 			&cli.StringFlag{Name: "values", Value: d.Values, Usage: "set `VALUES` of the workload: boundaries (climb across 2^31, 2^32 and 2^53, where integer-width bugs show) or small (readable histories)"},
 			netFlag(),
+			&cli.StringFlag{Name: "disk", Value: d.Disk, Usage: "`DISK` under the nodes' data directories: plain, lazy (a power-loss file system: a crash loses what was not fsynced), torn (lazy, and a crash keeps a random prefix of each file's unsynced writes), or auto (lazy when the nemesis can crash)"},
 			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
 		},
 		Before: applyConfigFile,
@@ -98,6 +99,7 @@ func runTest(c *cli.Context) error {
 	}
 	cfg.Bug = c.String("bug")
 	cfg.Values = c.String("values")
+	cfg.Disk = c.String("disk")
 	cfg.Command, cfg.Program = os.Args, programName()
 	if err := cfg.Validate(); err != nil {
 		return usageError(flagNames(err))

@@ -25,7 +25,7 @@
   const STATUS_COLOR = ['#2e9d4f', '#d63a3a', '#e89a1c', '#9aa0a6'];
   const F_COLOR = { 'get': '#1e88e5', 'set': '#43a047', 'final-get': '#00897b' };
   const NODE_COLORS = ['#1e88e5', '#e53935', '#43a047', '#8e24aa', '#fb8c00', '#00897b', '#6d4c41', '#3949ab', '#c0ca33', '#d81b60'];
-  const NEM_COLOR = { partition: [255, 152, 0], link: [156, 39, 176], kill: [211, 47, 47], pause: [30, 136, 229] };
+  const NEM_COLOR = { partition: [255, 152, 0], link: [156, 39, 176], kill: [211, 47, 47], crash: [121, 85, 72], pause: [30, 136, 229] };
   const nemColor = (kind, a) => { const c = NEM_COLOR[kind] || [96, 125, 139]; return `rgba(${c[0]},${c[1]},${c[2]},${a})`; };
   const nodeColor = (k) => NODE_COLORS[k % NODE_COLORS.length];
 
