@@ -91,7 +91,10 @@ type FS struct {
 	mirror *mirror
 	rng    *rand.Rand // for torn crashes; nil otherwise
 	epoch  uint64     // crashes so far; handles opened before the last one are stale
-	done   bool       // unmounted
+	// mirrorErr is the first failure to bring the backing directory up to
+	// date after a crash, reported by Unmount.
+	mirrorErr error
+	done      bool // unmounted
 }
 
 // Mount loads the backing directory (created if missing), all of it
@@ -165,15 +168,20 @@ func (f *FS) Mountpoint() string { return f.mountpoint }
 // torn crash can make some writes durable). The processes using the file
 // system should be dead (SIGKILLed) first: handles opened before the crash
 // answer EIO afterwards, and inodes that did not survive ESTALE.
-func (f *FS) Crash() (Lost, error) {
+//
+// The crash itself cannot fail. If the backing directory cannot be brought
+// up to date (a full disk, say), the file system goes on from the crashed
+// state in memory, and Unmount reports that the backing directory is
+// behind.
+func (f *FS) Crash() Lost {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	lost := f.tree.crash(f.rng)
 	f.epoch++
-	if err := f.mirror.sync(f.tree); err != nil {
-		return lost, fmt.Errorf("crashfs: crash: %w", err)
+	if err := f.mirror.sync(f.tree); err != nil && f.mirrorErr == nil {
+		f.mirrorErr = fmt.Errorf("crashfs: the backing directory is behind the crashed state: %w", err)
 	}
-	return lost, nil
+	return lost
 }
 
 // Unmount unmounts the file system. Nothing is made durable: the backing
@@ -190,12 +198,15 @@ func (f *FS) Unmount() error {
 	if done {
 		return nil
 	}
+	f.mu.Lock()
+	mirrorErr := f.mirrorErr
+	f.mu.Unlock()
 	err := f.server.Unmount()
 	if err == nil {
-		return nil
+		return mirrorErr
 	}
 	if derr := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); derr != nil {
-		return fmt.Errorf("crashfs: unmount %s: %w", f.mountpoint, errors.Join(err, fmt.Errorf("lazy unmount: %w", derr)))
+		return errors.Join(mirrorErr, fmt.Errorf("crashfs: unmount %s: %w", f.mountpoint, errors.Join(err, fmt.Errorf("lazy unmount: %w", derr))))
 	}
 	// Give the serving goroutines a moment to see the connection end, if
 	// nobody holds it any more.
@@ -208,5 +219,5 @@ func (f *FS) Unmount() error {
 	case <-exited:
 	case <-time.After(250 * time.Millisecond):
 	}
-	return nil
+	return mirrorErr
 }

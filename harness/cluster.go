@@ -36,6 +36,7 @@ type cluster struct {
 	// directory of their mountpoints.
 	disks  map[string]*crashfs.FS
 	mounts string
+	logf   func(format string, args ...any) // the run's log; nil in tests
 }
 
 // diskOptions says whether newCluster puts the data directories on the
@@ -241,7 +242,7 @@ func (c *cluster) stop() (unclean, died []string) {
 			defer mu.Unlock()
 			switch {
 			case alone && !clean && !p.killed.Load():
-				died = append(died, fmt.Sprintf("%s exited on its own (%v); %s ends: %s", name, p.err, p.spec.LogPath, logTail(p.spec.LogPath, 3)))
+				died = append(died, fmt.Sprintf("node %s exited on its own (%v); %s ends: %s", name, p.err, p.spec.LogPath, logTail(p.spec.LogPath, 3)))
 			case !clean && !alone:
 				unclean = append(unclean, name)
 			}
@@ -251,7 +252,7 @@ func (c *cluster) stop() (unclean, died []string) {
 	c.sp.Close()
 	c.http.CloseIdleConnections()
 	if err := c.unmount(); err != nil {
-		died = append(died, err.Error())
+		died = append(died, "power-loss file systems: "+err.Error())
 	}
 	sort.Strings(unclean)
 	sort.Strings(died)

@@ -272,8 +272,8 @@ func (c *Config) checkDisk(s nemesis.Schedule) error {
 		return &FieldError{Field: "disk", Others: []string{"nemesis"}, Problem: "plain cannot lose unsynced writes, which a crash in %s needs: use lazy, torn or auto"}
 	case d != DiskPlain && !lab.Inside():
 		return fmt.Errorf("%w: the crash fault and the power-loss disk (--disk lazy or torn) need the private mount "+
-			"namespace the lab's re-run makes, so that no mount outlives the run; run without --net loopback "+
-			"('ec-counter doctor' says whether this machine can)", ErrFaultsUnsupported)
+			"namespace ec-counter re-runs itself in, so that no mount outlives the run; it is made for --net lab and "+
+			"auto, not loopback, and only where this machine allows ('ec-counter doctor' says whether it does)", ErrFaultsUnsupported)
 	}
 	return nil
 }

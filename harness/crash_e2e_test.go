@@ -149,6 +149,36 @@ func TestCrashCatchesDurabilityBugs(t *testing.T) {
 	}
 }
 
+// TestCrashReachesNodeCmdNodes runs the minimal independent node, whose
+// {data_dir} is then on the power-loss file system too. It fsyncs its
+// file but never its directory after the rename: it passes a kill of every
+// node, and a crash of every node must catch it.
+func TestCrashReachesNodeCmdNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters")
+	}
+	bin, mini := buildBinaries(t)
+	labtest.Need(t)
+	for _, c := range []struct {
+		fault string
+		want  int
+	}{{"kill", 0}, {"crash", 1}} {
+		t.Run(c.fault, func(t *testing.T) {
+			dir := t.TempDir()
+			sched := filepath.Join(dir, "schedule.txt")
+			if err := os.WriteFile(sched, []byte(strings.ReplaceAll(crashAll, "crash", c.fault)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			root := filepath.Join(dir, "store")
+			code, out := runCLI(t, bin, "test", "--store", root, "--node-cmd", miniCmd(mini), "--nemesis-schedule", sched,
+				"--disk", "lazy", "--rate", "40", "--requests", "240", "--seed", "1")
+			if code != c.want {
+				t.Fatalf("the minimal node under %s all: exit %d, want %d\n%s", c.fault, code, c.want, out)
+			}
+		})
+	}
+}
+
 // TestKilledHarnessLeavesNoMount SIGKILLs the harness while its nodes run
 // on the power-loss file system: no node process and no crashfs mount may
 // survive, in any mount namespace.

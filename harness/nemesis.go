@@ -54,9 +54,14 @@ func (c *cluster) Crash(ctx context.Context, node string) (nemesis.CrashLoss, er
 	if fs == nil {
 		return nemesis.CrashLoss{}, fmt.Errorf("%s's data directory is not on the power-loss file system", node)
 	}
-	p.kill()
-	lost, err := fs.Crash()
-	return nemesis.CrashLoss{Writes: lost.Writes, Bytes: int64(lost.Bytes), Entries: lost.Entries}, err
+	if err := p.killAll(5 * time.Second); err != nil && c.logf != nil {
+		// The node is dead; what is left of its group dies with SIGKILL
+		// too. The crash goes ahead, as a failed crash would leave the
+		// node down for the rest of the run.
+		c.logf("crash %s: %v; crashing its disk anyway", node, err)
+	}
+	lost := fs.Crash()
+	return nemesis.CrashLoss{Writes: lost.Writes, Bytes: int64(lost.Bytes), Entries: lost.Entries}, nil
 }
 
 // Restart starts a killed node again, with the same name, addresses and

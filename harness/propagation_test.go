@@ -173,3 +173,41 @@ func BenchmarkSetDisk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCrashRestart measures a crash of one node on the power-loss
+// file system, from SIGKILL to the restarted node answering its health
+// check, and checks that the value it acknowledged before survived.
+//
+//	go test ./harness -run XXX -bench CrashRestart -benchtime 20x
+func BenchmarkCrashRestart(b *testing.B) {
+	labtest.Need(b)
+	bin, _ := buildBinaries(b)
+	cl := startTestClusterOn(b, bin, 1, NetLoopback, diskOptions{lazy: true})
+	node := cl.specs[0].Name
+	ctx := context.Background()
+	var took []time.Duration
+	for i := 0; i < b.N; i++ {
+		c := newCounterClient(cl.specs[0].Addrs.HTTP)
+		if _, _, err := c.set(ctx, int64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+		c.close()
+		start := time.Now()
+		if _, err := cl.Crash(ctx, node); err != nil {
+			b.Fatal(err)
+		}
+		if err := cl.Restart(ctx, node); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		c = newCounterClient(cl.specs[0].Addrs.HTTP)
+		v, err := c.get(ctx)
+		c.close()
+		if err != nil || v != int64(i+1) {
+			b.Fatalf("after a crash: %d, %v; want the acknowledged %d", v, err, i+1)
+		}
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+}

@@ -185,6 +185,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	cl.logf = r.logf
 	if disk.lazy {
 		r.logf("disk: %s: every node's data directory is a power-loss file system (a crash loses what was not fsynced)", r.rec.Disk)
 	}
@@ -208,7 +209,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 			r.logf("nodes that did not exit cleanly on SIGTERM: %s", strings.Join(unclean, ", "))
 		}
 		for _, d := range died {
-			r.logf("node %s", d)
+			r.logf("%s", d)
 		}
 	}
 	defer stopCluster() // also on panic: never leave a node behind

@@ -148,6 +148,13 @@ func watchLifeline() error {
 	return nil
 }
 
+// ProcMatches reports whether /proc shows this process's own PID
+// namespace, so that the process IDs it lists can be signalled.
+func ProcMatches() bool {
+	self, err := os.Readlink("/proc/self")
+	return err == nil && self == strconv.Itoa(os.Getpid())
+}
+
 // Init prepares the namespace Reexec made: it makes this process exit when
 // the one that ran Reexec dies, brings up loopback (so the loopback network
 // works in it too) and turns IP forwarding on, so that this namespace
@@ -164,6 +171,11 @@ func Init() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("lab: make the mount namespace private: %w", err)
 	}
+	// A /proc of this PID namespace, so that process IDs read there are the
+	// ones this process uses. Where the kernel refuses (a /proc partly
+	// masked, as in some containers), the outer one stays: ProcMatches
+	// says which.
+	_ = unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("lab: find loopback: %w", err)

@@ -368,3 +368,13 @@ func TestNotAvailableErrorSaysHowToFix(t *testing.T) {
 		t.Error("NotAvailableError does not unwrap")
 	}
 }
+
+// TestInitMountsItsOwnProc: inside the namespaces, /proc lists this PID
+// namespace, so process IDs read there can be signalled.
+func TestInitMountsItsOwnProc(t *testing.T) {
+	needLab(t)
+	if !ProcMatches() {
+		self, _ := os.Readlink("/proc/self")
+		t.Fatalf("/proc/self is %s, not this process (pid %d)", self, os.Getpid())
+	}
+}

@@ -55,10 +55,18 @@ func selftestCommand() *cli.Command {
 			if err != nil {
 				return harnessFailure(fmt.Errorf("selftest stopped: %w", err))
 			}
+			skipped := 0
 			for _, r := range rows {
 				if !r.OK() {
 					return cli.Exit("selftest FAILED: see the rows marked FAIL", exitInvalid)
 				}
+				if r.Skipped != "" {
+					skipped++
+				}
+			}
+			if skipped > 0 {
+				fmt.Printf("selftest passed, but %d of %d scenarios could not run here (see above): every bug that ran was caught and the correct server passed every run\n", skipped, len(rows))
+				return nil
 			}
 			fmt.Println("selftest passed: every bug was caught and the correct server passed every run")
 			return nil
