@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +101,48 @@ func TestCampaignJUnit(t *testing.T) {
 		if c.Failure == nil || !strings.Contains(c.Failure.Body, "replay:") || !strings.Contains(c.Failure.Body, "convergence") {
 			t.Errorf("testcase %s: failure lacks anomalies or replay command: %+v", c.Name, c.Failure)
 		}
+	}
+}
+
+// TestParallelShardedCampaign runs a campaign of 4 seeds as two shards of
+// two runs at once each, merges their JUnit files, and checks that every
+// seed ran exactly once and passed.
+func TestParallelShardedCampaign(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	var files []string
+	for _, shard := range []string{"1/2", "2/2"} {
+		junit := filepath.Join(dir, "shard"+shard[:1]+".xml")
+		code, out := runCLI(t, bin, "test", "--store", filepath.Join(dir, "store"), "--test-count", "4", "--seed", "100",
+			"--parallel", "2", "--shard", shard, "--junit", junit, "--rate", "50", "--requests", "40")
+		if code != 0 {
+			t.Fatalf("shard %s: exit %d, want 0:\n%s", shard, code, out)
+		}
+		files = append(files, junit)
+	}
+	merged := filepath.Join(dir, "merged.xml")
+	if code, out := runCLI(t, bin, append([]string{"junit-merge", "--out", merged}, files...)...); code != 0 {
+		t.Fatalf("junit-merge: exit %d\n%s", code, out)
+	}
+	b, err := os.ReadFile(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d junitDoc
+	if err := xml.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var seeds []string
+	for _, s := range d.Suites {
+		for _, c := range s.Cases {
+			seeds = append(seeds, c.Name)
+			if c.Failure != nil {
+				t.Errorf("%s failed: %s", c.Name, c.Failure.Message)
+			}
+		}
+	}
+	if want := []string{"seed 100", "seed 101", "seed 102", "seed 103"}; !slices.Equal(seeds, want) {
+		t.Errorf("merged testcases %q, want %q", seeds, want)
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
+	"golang.org/x/sync/errgroup"
 )
 
 // CampaignRun is one run of a campaign.
@@ -30,14 +32,53 @@ func (r CampaignRun) Verdict() string {
 	return r.Outcome.Result.Valid.String()
 }
 
-// Campaign runs count runs of cfg with consecutive seeds from cfg.Seed (a
-// random one when cfg has none). Each run's full output goes to its
-// harness.log; out gets one line per run, or, when live is true (out is a
-// terminal), a progress line redrawn in place. It stops early only when ctx
-// ends.
-func Campaign(ctx context.Context, cfg Config, count int, out io.Writer, live bool) ([]CampaignRun, error) {
-	if count < 1 {
-		return nil, fmt.Errorf("--test-count must be at least 1, got %d", count)
+// CampaignOptions shape a campaign: how many runs, how many at once, and
+// which slice of them this machine runs.
+type CampaignOptions struct {
+	Count    int // runs in the whole campaign, seeds cfg.Seed to cfg.Seed+Count-1
+	Parallel int // runs at once; 1 if less
+	// Shard and Shards, when Shards > 0, run only the Shard-th (from 1) of
+	// Shards contiguous slices of the campaign's seeds, so that Shards
+	// machines together run the campaign once (README "Campaigns and CI").
+	Shard, Shards int
+}
+
+// Seeds returns the seeds of the runs o gives this machine.
+func (o CampaignOptions) Seeds(first uint64) []uint64 {
+	lo, hi := 0, o.Count
+	if o.Shards > 0 {
+		lo, hi = (o.Shard-1)*o.Count/o.Shards, o.Shard*o.Count/o.Shards
+	}
+	seeds := make([]uint64, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		seeds = append(seeds, first+uint64(i))
+	}
+	return seeds
+}
+
+// validate reports an unusable option.
+func (o CampaignOptions) validate() error {
+	switch {
+	case o.Count < 1 || o.Count > 100_000:
+		return fieldErr("test_count", "must be between 1 and 100000, got %d", o.Count)
+	case o.Parallel > 64:
+		return fieldErr("parallel", "must be at most 64, got %d", o.Parallel)
+	case o.Shards < 0 || o.Shards > o.Count || o.Shards > 0 && (o.Shard < 1 || o.Shard > o.Shards):
+		return fieldErr("shard", "must be K/M with 1 ≤ K ≤ M ≤ the run count (%d), got %d/%d", o.Count, o.Shard, o.Shards)
+	}
+	return nil
+}
+
+// Campaign runs the runs of cfg that opts gives this machine, opts.Parallel
+// at a time, with consecutive seeds from cfg.Seed (a random one when cfg
+// has none); each run has addresses, a lab and a run directory of its own.
+// Each run's full output goes to its harness.log; out gets one line per run
+// as it ends, and, when live is true (out is a terminal), a progress line
+// redrawn in place. The runs come back in seed order. It stops starting
+// runs only when ctx ends.
+func Campaign(ctx context.Context, cfg Config, opts CampaignOptions, out io.Writer, live bool) ([]CampaignRun, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -45,34 +86,72 @@ func Campaign(ctx context.Context, cfg Config, count int, out io.Writer, live bo
 	if !cfg.HasSeed {
 		cfg.Seed, cfg.HasSeed = rand.Uint64()>>1, true
 	}
-	var runs []CampaignRun
-	counts := map[string]int{}
-	for i := 0; i < count && ctx.Err() == nil; i++ {
-		rc := cfg
-		rc.Seed = cfg.Seed + uint64(i)
+	seeds := opts.Seeds(cfg.Seed)
+	runs := make([]CampaignRun, len(seeds))
+	var (
+		mu                    sync.Mutex
+		counts                = map[string]int{}
+		running, done, failed int
+	)
+	progress := func() { // mu held
 		if live {
-			fmt.Fprintf(out, "\r\033[K[%d/%d] seed %d running...  %s", i+1, count, rc.Seed, tally(counts))
+			fmt.Fprintf(out, "\r\033[K[%d/%d] %d running, %d done, %d failed  %s", done, len(seeds), running, done, failed, tally(counts))
 		}
-		start := time.Now()
-		o, err := Run(ctx, rc, io.Discard)
-		r := CampaignRun{Seed: rc.Seed, Outcome: o, Err: err, Duration: time.Since(start)}
-		if err != nil {
-			r.Outcome = nil
-		}
-		runs = append(runs, r)
-		counts[r.Verdict()]++
-		line := fmt.Sprintf("[%d/%d] seed %d: %s in %s", i+1, count, r.Seed, strings.ToUpper(r.Verdict()), r.Duration.Round(time.Millisecond))
-		if r.Outcome != nil {
-			line += "  " + r.Outcome.Dir
-		} else {
-			line += fmt.Sprintf("  (%v)", err)
-		}
-		if live {
-			fmt.Fprint(out, "\r\033[K")
-		}
-		fmt.Fprintln(out, line)
 	}
-	return runs, ctx.Err()
+	var g errgroup.Group
+	g.SetLimit(max(opts.Parallel, 1))
+	for i, seed := range seeds {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			rc := cfg
+			rc.Seed = seed
+			mu.Lock()
+			running++
+			progress()
+			mu.Unlock()
+			start := time.Now()
+			o, err := Run(ctx, rc, io.Discard)
+			r := CampaignRun{Seed: seed, Outcome: o, Err: err, Duration: time.Since(start)}
+			if err != nil {
+				r.Outcome = nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			runs[i] = r
+			running--
+			done++
+			counts[r.Verdict()]++
+			if r.Verdict() != "valid" {
+				failed++
+			}
+			line := fmt.Sprintf("[%d/%d] seed %d: %s in %s", done, len(seeds), r.Seed, strings.ToUpper(r.Verdict()), r.Duration.Round(time.Millisecond))
+			if r.Outcome != nil {
+				line += "  " + r.Outcome.Dir
+			} else {
+				line += fmt.Sprintf("  (%v)", err)
+			}
+			if live {
+				fmt.Fprint(out, "\r\033[K")
+			}
+			fmt.Fprintln(out, line)
+			progress()
+			return nil
+		})
+	}
+	g.Wait()
+	if live {
+		fmt.Fprint(out, "\r\033[K")
+	}
+	// Runs never started (ctx ended) are left out.
+	started := runs[:0]
+	for _, r := range runs {
+		if r.Seed != 0 || r.Duration != 0 {
+			started = append(started, r)
+		}
+	}
+	return started, ctx.Err()
 }
 
 func tally(counts map[string]int) string {
@@ -134,6 +213,7 @@ type junitSuites struct {
 }
 
 type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
 	Name     string      `xml:"name,attr"`
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
@@ -207,3 +287,39 @@ func WriteJUnit(w io.Writer, name string, runs []CampaignRun) error {
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+
+// JUnitDoc is one JUnit XML document to merge, named for errors.
+type JUnitDoc struct {
+	Name string
+	Data []byte
+}
+
+// MergeJUnit writes one JUnit XML document holding the test suites of
+// every doc (WriteJUnit's output, or any <testsuites> or <testsuite>
+// document), in order: the shards of a campaign run on several machines
+// become one report. A doc that is not JUnit XML is an error naming it.
+func MergeJUnit(w io.Writer, docs []JUnitDoc) error {
+	var all junitSuites
+	for _, d := range docs {
+		var suites junitSuites
+		if err := xml.Unmarshal(d.Data, &suites); err == nil {
+			all.Suites = append(all.Suites, suites.Suites...)
+			continue
+		}
+		var one junitSuite
+		if err := xml.Unmarshal(d.Data, &one); err != nil {
+			return fmt.Errorf("%s: not JUnit XML (want <testsuites> or <testsuite>): %w", d.Name, err)
+		}
+		all.Suites = append(all.Suites, one)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(all); err != nil {
+		return fmt.Errorf("encode JUnit XML: %w", err)
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

@@ -1,7 +1,10 @@
 package harness
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
@@ -306,5 +310,73 @@ func TestLiveInGroup(t *testing.T) {
 	cmd.Wait()
 	if got := liveInGroup(pgid); len(got) != 0 {
 		t.Errorf("liveInGroup(%d) = %v after sleep exited", pgid, got)
+	}
+}
+
+// TestCampaignShards: the shards of a campaign cover its seeds once each,
+// in order, and bad options are refused.
+func TestCampaignShards(t *testing.T) {
+	for _, n := range []int{1, 5, 12, 13} {
+		for m := 1; m <= n && m <= 5; m++ {
+			var all []uint64
+			for k := 1; k <= m; k++ {
+				o := CampaignOptions{Count: n, Shard: k, Shards: m}
+				if err := o.validate(); err != nil {
+					t.Fatalf("%d runs, shard %d/%d: %v", n, k, m, err)
+				}
+				all = append(all, o.Seeds(7)...)
+			}
+			want := CampaignOptions{Count: n}.Seeds(7)
+			if !slices.Equal(all, want) || len(want) != n || want[0] != 7 {
+				t.Errorf("%d runs in %d shards: seeds %v, want %v", n, m, all, want)
+			}
+		}
+	}
+	for _, o := range []CampaignOptions{
+		{Count: 0}, {Count: 4, Shard: 0, Shards: 2}, {Count: 4, Shard: 3, Shards: 2}, {Count: 2, Shard: 1, Shards: 3},
+		{Count: 4, Parallel: 65}, {Count: 100_001},
+	} {
+		if err := o.validate(); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// TestMergeJUnit keeps every suite of every document in order, accepts a
+// bare <testsuite>, and names the document that is not JUnit.
+func TestMergeJUnit(t *testing.T) {
+	var a, b bytes.Buffer
+	run := func(seed uint64, v checker.Validity) CampaignRun {
+		return CampaignRun{Seed: seed, Outcome: &Outcome{Result: checker.Result{Valid: v}}}
+	}
+	if err := WriteJUnit(&a, "x", []CampaignRun{run(1, checker.Valid)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJUnit(&b, "x", []CampaignRun{run(2, checker.Invalid), run(3, checker.Valid)}); err != nil {
+		t.Fatal(err)
+	}
+	bare := `<testsuite name="other" tests="1"><testcase name="t"/></testsuite>`
+	var out bytes.Buffer
+	err := MergeJUnit(&out, []JUnitDoc{{"a", a.Bytes()}, {"b", b.Bytes()}, {"bare", []byte(bare)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d junitSuites
+	if err := xml.Unmarshal(out.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range d.Suites {
+		for _, c := range s.Cases {
+			names = append(names, c.Name)
+		}
+	}
+	if want := []string{"seed 1", "seed 2", "seed 3", "t"}; !slices.Equal(names, want) || d.Suites[1].Failures != 1 {
+		t.Errorf("merged %q (failures %d), want %q", names, d.Suites[1].Failures, want)
+	}
+	for _, junk := range []string{"hello", "<html/>", ""} {
+		if err := MergeJUnit(io.Discard, []JUnitDoc{{"junk.xml", []byte(junk)}}); err == nil || !strings.Contains(err.Error(), "junk.xml") {
+			t.Errorf("MergeJUnit(%q) = %v, want an error naming junk.xml", junk, err)
+		}
 	}
 }

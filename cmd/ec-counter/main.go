@@ -69,6 +69,7 @@ func run() int {
 			showCommand(),
 			serveCommand(),
 			doctorCommand(),
+			junitMergeCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

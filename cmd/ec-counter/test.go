@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -37,6 +38,8 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "store", Value: d.Store, Usage: "`DIR` where runs are stored"},
 			&cli.IntFlag{Name: "test-count", Value: 1, Usage: "run a campaign of `N` runs with consecutive seeds; exit 255 if any crashed, else 1 if any was invalid, else 2 if any unknown"},
 			&cli.StringFlag{Name: "junit", Usage: "write the runs as JUnit XML to `FILE` (one testcase per run)"},
+			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `P` runs of a campaign at once, each with its own addresses, lab and run directory"},
+			&cli.StringFlag{Name: "shard", Usage: "run only the `K/M`-th of M slices of the campaign's seeds (a CI matrix of M machines runs the campaign once; combine their JUnit files with 'ec-counter junit-merge')"},
 			&cli.StringFlag{Name: "bug", Usage: "run every node with a deliberate `BUG` switched on, to see the checkers catch it; 'list' describes them"},
 			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
@@ -106,7 +109,7 @@ func runTest(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if c.Int("test-count") != 1 || c.String("junit") != "" {
+	if c.Int("test-count") != 1 || c.String("junit") != "" || c.IsSet("parallel") || c.IsSet("shard") {
 		return runCampaign(ctx, c, cfg)
 	}
 	o, err := harness.Run(ctx, cfg, os.Stdout)
@@ -133,9 +136,18 @@ func exitWith(code int) error {
 // runCampaign runs --test-count runs, prints their table, writes --junit,
 // and exits with the campaign's code.
 func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error {
-	count := c.Int("test-count")
-	if count < 1 || count > 100_000 {
-		return usageError(fmt.Errorf("--test-count must be between 1 and 100000, got %d", count))
+	opts := harness.CampaignOptions{Count: c.Int("test-count"), Parallel: c.Int("parallel")}
+	if s := c.String("shard"); s != "" {
+		k, m, ok := strings.Cut(s, "/")
+		var err1, err2 error
+		opts.Shard, err1 = strconv.Atoi(k)
+		opts.Shards, err2 = strconv.Atoi(m)
+		if !ok || err1 != nil || err2 != nil || opts.Shards < 1 {
+			return usageError(fmt.Errorf("--shard must be K/M, such as 2/4, got %q", s))
+		}
+	}
+	if c.Int("parallel") < 1 {
+		return usageError(fmt.Errorf("--parallel must be at least 1, got %d", c.Int("parallel")))
 	}
 	if path := c.String("junit"); path != "" {
 		// Fail now, not after the whole campaign.
@@ -145,7 +157,11 @@ func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error 
 		}
 		f.Close()
 	}
-	runs, err := harness.Campaign(ctx, cfg, count, os.Stdout, term.IsTerminal(int(os.Stdout.Fd())))
+	runs, err := harness.Campaign(ctx, cfg, opts, os.Stdout, term.IsTerminal(int(os.Stdout.Fd())))
+	var fe *harness.FieldError
+	if errors.As(err, &fe) {
+		return usageError(flagNames(err))
+	}
 	fmt.Println()
 	if terr := harness.WriteCampaignTable(os.Stdout, runs); terr != nil {
 		return harnessFailure(terr)
@@ -174,16 +190,9 @@ const maxScheduleFile = 1 << 20
 
 // readSchedule reads a scripted schedule file.
 func readSchedule(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err == nil && st.Size() > maxScheduleFile {
-		err = fmt.Errorf("larger than %d bytes: not a schedule", maxScheduleFile)
-	}
-	var b []byte
-	if err == nil {
-		b, err = os.ReadFile(path)
-	}
+	b, err := readBounded(path, maxScheduleFile)
 	if err != nil {
-		return "", fmt.Errorf("--nemesis-schedule %s: %w", path, err)
+		return "", fmt.Errorf("--nemesis-schedule %w", err)
 	}
 	return string(b), nil
 }
