@@ -49,6 +49,9 @@ type Config struct {
 	PushPullInterval time.Duration // memberlist full state exchange interval
 	ProbeInterval    time.Duration // memberlist failure detection interval
 	RejoinInterval   time.Duration // how often to re-join peers not seen alive
+	// NoEagerPush leaves a client's set to gossip alone, instead of also
+	// sending it at once to a few members (README "ec-counter node").
+	NoEagerPush bool
 
 	// Logger receives the node's logs, memberlist's included. Nil means
 	// slog.Default().

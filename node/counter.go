@@ -37,16 +37,19 @@ var errClosed = errors.New("node is shutting down")
 type durableCounter struct {
 	dir       string
 	log       *slog.Logger
-	bug       *bug        // a deliberate bug; nil for the correct counter
-	onDurable func(int64) // called by the persister when durable changed
+	bug       *bug                        // a deliberate bug; nil for the correct counter
+	onDurable func(v int64, fromSet bool) // called by the persister when durable changed
 
-	mu       sync.Mutex
-	pending  int64
-	durable  int64
-	err      error         // last write error, nil after a success
-	failed   int64         // the value whose write failed with err
-	advanced chan struct{} // closed and replaced after every write attempt
-	closing  bool
+	mu      sync.Mutex
+	pending int64
+	// pendingFromSet says whether a client's set, rather than a merge of
+	// a peer's value, raised pending last.
+	pendingFromSet bool
+	durable        int64
+	err            error         // last write error, nil after a success
+	failed         int64         // the value whose write failed with err
+	advanced       chan struct{} // closed and replaced after every write attempt
+	closing        bool
 
 	wake chan struct{} // capacity 1: pending may exceed durable
 	quit chan struct{} // closed by close
@@ -57,9 +60,10 @@ type durableCounter struct {
 
 // openCounter reads the counter in dir (0 if it has none), removes the
 // temporary files of interrupted writes, and starts the persister.
-// onDurable, if not nil, is called from the persister after each write,
+// onDurable, if not nil, is called from the persister after each write
+// (with whether a client's set raised the value written, not a merge),
 // with the value written. b is a deliberate bug, or nil.
-func openCounter(dir string, log *slog.Logger, b *bug, onDurable func(int64)) (*durableCounter, error) {
+func openCounter(dir string, log *slog.Logger, b *bug, onDurable func(v int64, fromSet bool)) (*durableCounter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -179,7 +183,7 @@ func (s *durableCounter) set(ctx context.Context, v int64) (value int64, applied
 		next, applied = v, true
 	}
 	if next != s.pending {
-		s.pending = next
+		s.pending, s.pendingFromSet = next, true
 		s.signal()
 	}
 	for s.shown() < v {
@@ -220,7 +224,7 @@ func (s *durableCounter) merge(v int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closing && (v > s.pending || s.bug.mergeOverwrites()) {
-		s.pending = v
+		s.pending, s.pendingFromSet = v, false
 		s.signal()
 	}
 }
@@ -294,7 +298,7 @@ func (s *durableCounter) persist() {
 // durable value now is what was pending.
 func (s *durableCounter) flush() bool {
 	s.mu.Lock()
-	v := s.pending
+	v, fromSet := s.pending, s.pendingFromSet
 	if v == s.durable {
 		s.mu.Unlock()
 		return true
@@ -319,7 +323,7 @@ func (s *durableCounter) flush() bool {
 		return false
 	}
 	if s.onDurable != nil {
-		s.onDurable(v)
+		s.onDurable(v, fromSet)
 	}
 	return true
 }

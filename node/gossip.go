@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -41,7 +43,16 @@ type delegate struct {
 	counter *durableCounter
 	queue   *memberlist.TransmitLimitedQueue
 	log     *slog.Logger
+	// ml is the node's memberlist once it runs; push sends a value a
+	// client set straight to up to eagerFanout members; nil turns it off.
+	ml   *atomic.Pointer[memberlist.Memberlist]
+	push bool
 }
+
+// eagerFanout bounds how many members a node sends a value a client set
+// at once, besides gossiping it: all of them in a small cluster; in a large
+// one, gossip carries it on from those.
+const eagerFanout = 8
 
 var _ memberlist.Delegate = (*delegate)(nil)
 
@@ -72,8 +83,34 @@ func (d *delegate) merge(b []byte, via string) {
 }
 
 // broadcast queues v for gossip, replacing any older value still queued.
-func (d *delegate) broadcast(v int64) {
-	d.queue.QueueBroadcast(valueBroadcast(encodeValue(v)))
+// A value a client set on this node (fromSet) is also sent at once to up
+// to eagerFanout other members, chosen at random: gossip piggybacks on its
+// rounds and misses some, which made the slowest of sets wait for a
+// push/pull (README "ec-counter node"). Values merged from peers are only
+// gossiped, or every node would send every value to every other.
+func (d *delegate) broadcast(v int64, fromSet bool) {
+	msg := encodeValue(v)
+	d.queue.QueueBroadcast(valueBroadcast(msg))
+	if !fromSet || !d.push || d.ml == nil {
+		return
+	}
+	ml := d.ml.Load()
+	if ml == nil {
+		return
+	}
+	self := ml.LocalNode().Name
+	var peers []*memberlist.Node
+	for _, m := range ml.Members() {
+		if m.Name != self {
+			peers = append(peers, m)
+		}
+	}
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	for _, m := range peers[:min(len(peers), eagerFanout)] {
+		if err := ml.SendBestEffort(m, msg); err != nil {
+			d.log.Debug("eager push failed", "to", m.Name, "err", err)
+		}
+	}
 }
 
 // valueBroadcast is a gossiped counter value. Values only rise, so a newer

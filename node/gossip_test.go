@@ -158,3 +158,28 @@ func TestRestartedNodeRejoins(t *testing.T) {
 	waitFor(t, 5*time.Second, "9 everywhere after restart", func() bool { return allEqual(t, 9, c.nodes...) })
 	waitFor(t, 10*time.Second, "membership after restart", func() bool { return allSee(t, all3, c.nodes...) })
 }
+
+// TestEagerPushReachesPeersWithoutGossip: with gossip, push/pull and
+// probes (which carry broadcasts too) an hour apart, a set still reaches
+// every peer at once, because the node that took it sends it to them
+// directly. Without the push it fails.
+func TestEagerPushReachesPeersWithoutGossip(t *testing.T) {
+	t.Parallel()
+	slow := func(i int, c *Config) {
+		c.GossipInterval, c.PushPullInterval, c.ProbeInterval = time.Hour, time.Hour, time.Hour
+	}
+	c := startCluster(t, 3, slow)
+	waitFor(t, 10*time.Second, "every node to see the others", func() bool {
+		for _, s := range c.nodes {
+			if len(s.members.names()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	set(t, c.nodes[0], 77)
+	took := waitFor(t, 2*time.Second, "n2 and n3 to have 77 without gossip", func() bool {
+		return get(t, c.nodes[1]) == 77 && get(t, c.nodes[2]) == 77
+	})
+	t.Logf("77 reached both peers in %v", took)
+}

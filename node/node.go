@@ -93,7 +93,9 @@ func Start(cfg Config) (*Server, error) {
 
 	s := &Server{cfg: c, members: newMemberSet(), serveErr: make(chan error, 1)}
 	d := &delegate{
-		log: logger,
+		log:  logger,
+		ml:   &s.ml,
+		push: !c.NoEagerPush && !c.bug.leavesGossipOut(), // no-gossip never syncs
 		queue: &memberlist.TransmitLimitedQueue{
 			NumNodes: func() int {
 				if ml := s.ml.Load(); ml != nil {

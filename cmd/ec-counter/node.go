@@ -32,6 +32,7 @@ func nodeCommand() *cli.Command {
 			&cli.DurationFlag{Name: "push-pull-interval", Value: node.DefaultPushPullInterval, Usage: "memberlist full state sync (push/pull) `INTERVAL`"},
 			&cli.DurationFlag{Name: "probe-interval", Value: node.DefaultProbeInterval, Usage: "memberlist failure detection `INTERVAL`"},
 			&cli.DurationFlag{Name: "rejoin-interval", Value: node.DefaultRejoinInterval, Usage: "`INTERVAL` between joins of peers not seen alive"},
+			&cli.BoolFlag{Name: "no-eager-push", Usage: "leave a client's set to gossip alone, instead of also sending it at once to up to 8 members"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
 			&cli.StringFlag{Name: "bug", Usage: "switch on the deliberate bug `NAME`, to test the checkers; 'list' lists them"},
 		},
@@ -84,6 +85,7 @@ func runNode(c *cli.Context) error {
 		PushPullInterval: c.Duration("push-pull-interval"),
 		ProbeInterval:    c.Duration("probe-interval"),
 		RejoinInterval:   c.Duration("rejoin-interval"),
+		NoEagerPush:      c.Bool("no-eager-push"),
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Bug:              c.String("bug"),
 	}
