@@ -135,6 +135,11 @@ func crossing(b, c, id int64, sets int) []int64 {
 	for v := first; v <= b+boundaryReach; v += c {
 		vs = append(vs, v)
 	}
+	if len(vs) == 0 {
+		// More clients than values around b: this client's residue class
+		// has none there, so it starts just above, still its own.
+		vs = append(vs, first)
+	}
 	for len(vs) > max(sets, 1) { // drop the one farther from b
 		if b-vs[0] > vs[len(vs)-1]-b {
 			vs = vs[1:]

@@ -571,3 +571,25 @@ func TestInterruptsEndEveryPhase(t *testing.T) {
 		}
 	}
 }
+
+// TestHundredNodes runs the default workload (30 requests per client) on
+// 100 nodes, the most this 2-core machine is known to hold: the cluster
+// must start, converge and pass.
+func TestHundredNodes(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	root := filepath.Join(t.TempDir(), "store")
+	code, out := runCLI(t, bin, "test", "--store", root, "--nodes", "100", "--clients", "100", "--requests", "30", "--seed", "1")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	r := readRun(t, root)
+	finals := map[string]bool{}
+	for _, op := range r.ops {
+		if op.F == histories.FFinalGet && op.Type == histories.OK {
+			finals[op.Node] = true
+		}
+	}
+	if len(finals) != 100 {
+		t.Errorf("final reads answered by %d nodes, want 100", len(finals))
+	}
+}

@@ -233,8 +233,10 @@ func getHealth(ctx context.Context, c *http.Client, httpAddr string) (api.Health
 // least wantMembers members alive, the process exits, or ctx ends.
 func waitReady(ctx context.Context, c *http.Client, p *process, wantMembers int) error {
 	var last error
+	// A large cluster on a few cores answers slowly: poll it less often.
+	scale := time.Duration(max(1, wantMembers/10))
 	for {
-		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond*scale)
 		h, err := getHealth(hctx, c, p.spec.Addrs.HTTP)
 		cancel()
 		if err == nil {
@@ -251,7 +253,7 @@ func waitReady(ctx context.Context, c *http.Client, p *process, wantMembers int)
 			// Wrap ctx's error, so that an interrupted start-up reads as
 			// interrupted (context.Canceled), a slow one as a timeout.
 			return fmt.Errorf("node %s not ready (%w): %v", p.spec.Name, ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond * scale):
 		}
 	}
 }

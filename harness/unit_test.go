@@ -380,3 +380,24 @@ func TestMergeJUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanRequestsUniqueForManyClients: with more clients than values
+// around a boundary (33), every client still sets values of its own.
+func TestPlanRequestsUniqueForManyClients(t *testing.T) {
+	for _, clients := range []int{33, 34, 100, 250} {
+		for _, n := range []int{30, 100} {
+			seen := map[int64]int{}
+			for c := 0; c < clients; c++ {
+				for _, r := range planRequests(1, c, clients, n, ValuesBoundaries) {
+					if r.F != histories.FSet {
+						continue
+					}
+					if prev, dup := seen[r.Value]; dup {
+						t.Fatalf("%d clients × %d requests: value %d set by clients %d and %d", clients, n, r.Value, prev, c)
+					}
+					seen[r.Value] = c
+				}
+			}
+		}
+	}
+}

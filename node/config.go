@@ -15,7 +15,10 @@ const (
 	DefaultGossipInterval   = 30 * time.Millisecond
 	DefaultPushPullInterval = 400 * time.Millisecond
 	DefaultProbeInterval    = 200 * time.Millisecond
-	DefaultRejoinInterval   = 500 * time.Millisecond
+
+	// scaleNodes is the cluster size the default intervals suit.
+	scaleNodes            = 10
+	DefaultRejoinInterval = 500 * time.Millisecond
 )
 
 // Config configures one counter server.
@@ -44,7 +47,8 @@ type Config struct {
 	// bearer token of the admin API. Without it the admin API answers 404.
 	AdminTokenFile string
 
-	// Tuning; zero means the matching Default value.
+	// Tuning; zero means the matching Default value, multiplied by
+	// ⌈nodes/scaleNodes⌉ for a cluster of more than scaleNodes nodes.
 	GossipInterval   time.Duration // memberlist gossip (broadcast) interval
 	PushPullInterval time.Duration // memberlist full state exchange interval
 	ProbeInterval    time.Duration // memberlist failure detection interval
@@ -107,15 +111,20 @@ func (c Config) settings() (*settings, error) {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data directory is required"))
 	}
+	// The defaults suit up to scaleNodes nodes; a larger cluster of
+	// processes sharing a few cores gossips, probes and syncs in proportion
+	// less often, or its probes time out under load and healthy members are
+	// declared dead (README "ec-counter node").
+	scale := time.Duration(max(1, (len(s.peers)+1+scaleNodes-1)/scaleNodes))
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"gossip interval", &s.GossipInterval, DefaultGossipInterval},
-		{"push/pull interval", &s.PushPullInterval, DefaultPushPullInterval},
-		{"probe interval", &s.ProbeInterval, DefaultProbeInterval},
-		{"rejoin interval", &s.RejoinInterval, DefaultRejoinInterval},
+		{"gossip interval", &s.GossipInterval, DefaultGossipInterval * scale},
+		{"push/pull interval", &s.PushPullInterval, DefaultPushPullInterval * scale},
+		{"probe interval", &s.ProbeInterval, DefaultProbeInterval * scale},
+		{"rejoin interval", &s.RejoinInterval, DefaultRejoinInterval * scale},
 	} {
 		switch {
 		case *d.v < 0:

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,10 +29,10 @@ func nodeCommand() *cli.Command {
 			&cli.StringFlag{Name: "peers", Usage: "other nodes' gossip addresses `IP:PORT,...` (may be empty)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the durable counter (created if missing)"},
 			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` holding the admin API's bearer token (admin API off without it)"},
-			&cli.DurationFlag{Name: "gossip-interval", Value: node.DefaultGossipInterval, Usage: "memberlist gossip `INTERVAL`"},
-			&cli.DurationFlag{Name: "push-pull-interval", Value: node.DefaultPushPullInterval, Usage: "memberlist full state sync (push/pull) `INTERVAL`"},
-			&cli.DurationFlag{Name: "probe-interval", Value: node.DefaultProbeInterval, Usage: "memberlist failure detection `INTERVAL`"},
-			&cli.DurationFlag{Name: "rejoin-interval", Value: node.DefaultRejoinInterval, Usage: "`INTERVAL` between joins of peers not seen alive"},
+			&cli.DurationFlag{Name: "gossip-interval", Value: node.DefaultGossipInterval, Usage: "memberlist gossip `INTERVAL` (× ⌈nodes/10⌉ above 10 nodes, unless given)"},
+			&cli.DurationFlag{Name: "push-pull-interval", Value: node.DefaultPushPullInterval, Usage: "memberlist full state sync (push/pull) `INTERVAL` (scaled likewise)"},
+			&cli.DurationFlag{Name: "probe-interval", Value: node.DefaultProbeInterval, Usage: "memberlist failure detection `INTERVAL` (scaled likewise)"},
+			&cli.DurationFlag{Name: "rejoin-interval", Value: node.DefaultRejoinInterval, Usage: "`INTERVAL` between joins of peers not seen alive (scaled likewise)"},
 			&cli.BoolFlag{Name: "no-eager-push", Usage: "leave a client's set to gossip alone, instead of also sending it at once to up to 8 members"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn or error"},
 			&cli.StringFlag{Name: "bug", Usage: "switch on the deliberate bug `NAME`, to test the checkers; 'list' lists them"},
@@ -81,10 +82,10 @@ func runNode(c *cli.Context) error {
 		Peers:            peers,
 		DataDir:          c.String("data-dir"),
 		AdminTokenFile:   c.String("admin-token-file"),
-		GossipInterval:   c.Duration("gossip-interval"),
-		PushPullInterval: c.Duration("push-pull-interval"),
-		ProbeInterval:    c.Duration("probe-interval"),
-		RejoinInterval:   c.Duration("rejoin-interval"),
+		GossipInterval:   setDuration(c, "gossip-interval"),
+		PushPullInterval: setDuration(c, "push-pull-interval"),
+		ProbeInterval:    setDuration(c, "probe-interval"),
+		RejoinInterval:   setDuration(c, "rejoin-interval"),
 		NoEagerPush:      c.Bool("no-eager-push"),
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		Bug:              c.String("bug"),
@@ -102,4 +103,13 @@ func runNode(c *cli.Context) error {
 		return harnessFailure(fmt.Errorf("node: %w", err))
 	}
 	return nil
+}
+
+// setDuration is the value of a duration flag the command line set, or 0,
+// which lets the node pick its default for the cluster's size.
+func setDuration(c *cli.Context, name string) time.Duration {
+	if !c.IsSet(name) {
+		return 0
+	}
+	return c.Duration(name)
 }
