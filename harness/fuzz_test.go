@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"bytes"
+	"encoding/xml"
 	"strings"
 	"testing"
 )
@@ -34,6 +36,32 @@ func FuzzExpandTemplate(f *testing.F) {
 			if strings.Join(words, "\x00") != strings.Join(want, "\x00") {
 				t.Fatalf("%q split into %q, want %q", tmpl, words, want)
 			}
+		}
+	})
+}
+
+// FuzzMergeJUnit feeds junit-merge any bytes: it must merge what is JUnit
+// XML into a document that reads back with the same test cases, and refuse
+// the rest with an error naming the input, never panic.
+func FuzzMergeJUnit(f *testing.F) {
+	var b bytes.Buffer
+	WriteJUnit(&b, "x", []CampaignRun{{Seed: 1}, {Seed: 2, Outcome: &Outcome{}}})
+	f.Add(b.Bytes())
+	f.Add([]byte(`<testsuite name="s"><testcase name="t"/></testsuite>`))
+	f.Add([]byte(`<testsuites><testsuite><testcase name="a"><failure message="m">body</failure></testcase></testsuite></testsuites>`))
+	f.Add([]byte("hello"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		err := MergeJUnit(&out, []JUnitDoc{{Name: "in.xml", Data: data}})
+		if err != nil {
+			if !strings.Contains(err.Error(), "in.xml") {
+				t.Fatalf("error does not name the input: %v", err)
+			}
+			return
+		}
+		var d junitSuites
+		if err := xml.Unmarshal(out.Bytes(), &d); err != nil {
+			t.Fatalf("merged output does not read back: %v\n%s", err, out.Bytes())
 		}
 	})
 }
