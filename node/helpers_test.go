@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ec-counter/ec-counter/api"
 )
 
 // Fast tuning for tests.
@@ -122,7 +124,8 @@ func do(t testing.TB, method, url, auth string, body string) (int, http.Header, 
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A hung request fails the test instead of hanging it.
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +185,22 @@ func set(t testing.TB, s *Server, v int64) (int64, bool) {
 		t.Fatalf("applied missing in %v", m)
 	}
 	return num(t, m, "value"), applied
+}
+
+// trySet sets v on node s, giving up after timeout: a node with a bug may
+// never acknowledge. It returns the acknowledged value.
+func trySet(s *Server, v int64, timeout time.Duration) (int64, error) {
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Post(url(s, "/v1/counter"), "application/json", strings.NewReader(fmt.Sprintf(`{"value": %d}`, v)))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var body api.SetResponse
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("POST /v1/counter %d: %d %v", v, resp.StatusCode, err)
+	}
+	return body.Value, nil
 }
 
 // members returns the members node s sees alive.
