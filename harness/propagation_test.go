@@ -71,7 +71,7 @@ func startTestClusterOn(tb testing.TB, bin string, n int, network string, disk d
 // 10 nodes also without the eager push of a set to a few members
 // (--no-eager-push), which left the slowest sets to gossip and push/pull.
 //
-//	go test ./harness -run XXX -bench Propagation -benchtime 200x
+//	go test ./harness -run XXX -bench 'Propagation$' -benchtime 200x
 func BenchmarkPropagation(b *testing.B) {
 	type variant struct {
 		nodes int
@@ -91,6 +91,19 @@ func BenchmarkPropagation(b *testing.B) {
 				benchPropagation(b, cl)
 			})
 		}
+	}
+}
+
+// BenchmarkPropagationLarge is BenchmarkPropagation at 100 nodes, apart
+// because each set takes seconds to reach them all on two cores.
+//
+//	go test ./harness -run XXX -bench PropagationLarge -benchtime 20x
+func BenchmarkPropagationLarge(b *testing.B) {
+	for _, network := range []string{NetLoopback, NetLab} {
+		b.Run("nodes=100/net="+network, func(b *testing.B) {
+			bin, _ := buildBinaries(b)
+			benchPropagation(b, startTestClusterOn(b, bin, 100, network, diskOptions{}))
+		})
 	}
 }
 
