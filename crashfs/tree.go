@@ -50,6 +50,10 @@ type inode struct {
 	// Directories.
 	entries    map[string]uint64 // current entries, name to inode number
 	durEntries map[string]uint64 // entries as of the last fsync of the directory
+	// durSince numbers, for each durable entry, the fsync of the directory
+	// that made it durable (0: loaded with the backing directory), so that
+	// of two durable names of a directory the later one wins a crash.
+	durSince map[string]uint64
 }
 
 // durableData returns the content a crash would leave: the content as of
@@ -516,7 +520,16 @@ func (t *tree) sync(ino uint64) (changed bool, errno syscall.Errno) {
 		if maps.Equal(n.entries, n.durEntries) {
 			return false, 0
 		}
-		n.durEntries = maps.Clone(n.entries)
+		t.nextVersion++
+		since := map[string]uint64{}
+		for name, c := range n.entries {
+			if old, ok := n.durEntries[name]; ok && old == c {
+				since[name] = n.durSince[name]
+			} else {
+				since[name] = t.nextVersion
+			}
+		}
+		n.durEntries, n.durSince = maps.Clone(n.entries), since
 		return true, 0
 	}
 	if n.synced && n.pending == 0 && n.durPerm == n.perm {
@@ -587,14 +600,13 @@ type durableRef struct {
 // durableTree walks the tree a crash would leave: durable entries from the
 // root, breadth first, names in order. Since each directory's entries
 // become durable on their own fsync, a directory moved between fsyncs can
-// have durable entries in two directories, or a cycle of them; the walk
-// keeps the first entry it meets, like fsck, and returns the others (and
-// any entry whose inode is gone) as dropped. A file with several durable
-// names is listed under each.
+// have durable entries in two directories, or a cycle of them; it keeps
+// the one durableParents picks, and returns the others (and any entry
+// whose inode is gone) as dropped. A file with several durable names is
+// listed under each.
 func (t *tree) durableTree() (nodes []durableNode, dropped []durableRef) {
-	root := t.inodes[rootIno]
-	nodes = append(nodes, durableNode{"", root})
-	seen := map[uint64]bool{rootIno: true}
+	parents := t.durableParents()
+	nodes = append(nodes, durableNode{"", t.inodes[rootIno]})
 	for i := 0; i < len(nodes); i++ {
 		d := nodes[i]
 		if !d.n.dir {
@@ -602,15 +614,79 @@ func (t *tree) durableTree() (nodes []durableNode, dropped []durableRef) {
 		}
 		for _, name := range slices.Sorted(maps.Keys(d.n.durEntries)) {
 			c := t.inodes[d.n.durEntries[name]]
-			if c == nil || (c.dir && seen[c.ino]) {
+			if c == nil || c.dir && parents[c.ino] != (entryRef{d.n.ino, name}) {
 				dropped = append(dropped, durableRef{d.n, name})
 				continue
 			}
-			seen[c.ino] = true
 			nodes = append(nodes, durableNode{path.Join(d.path, name), c})
 		}
 	}
 	return nodes, dropped
+}
+
+// entryRef names a directory entry: the directory's inode and the name.
+type entryRef struct {
+	dir  uint64
+	name string
+}
+
+// durableParents picks, for each directory reachable from the root
+// through durable entries, the durable entry that names it after a crash.
+// It starts from the first entry met breadth first (names in order), which
+// reaches every such directory, and then moves each directory to a durable
+// entry made durable later, as a journal replaying the renames in order
+// would, wherever that entry's directory is not inside the moved one; so no
+// directory is lost to a cycle, and the latest rename wins.
+func (t *tree) durableParents() map[uint64]entryRef {
+	parents := map[uint64]entryRef{}
+	order := []uint64{rootIno}
+	for i := 0; i < len(order); i++ {
+		d := t.inodes[order[i]]
+		for _, name := range slices.Sorted(maps.Keys(d.durEntries)) {
+			c := t.inodes[d.durEntries[name]]
+			if c == nil || !c.dir || c.ino == rootIno {
+				continue
+			}
+			if _, ok := parents[c.ino]; !ok {
+				parents[c.ino] = entryRef{d.ino, name}
+				order = append(order, c.ino)
+			}
+		}
+	}
+	// Every durable entry naming a reached directory, from a reached one.
+	candidates := map[uint64][]entryRef{}
+	for _, ino := range order {
+		d := t.inodes[ino]
+		for _, name := range slices.Sorted(maps.Keys(d.durEntries)) {
+			if c := d.durEntries[name]; c != rootIno && t.inodes[c] != nil && t.inodes[c].dir {
+				candidates[c] = append(candidates[c], entryRef{ino, name})
+			}
+		}
+	}
+	since := func(e entryRef) uint64 { return t.inodes[e.dir].durSince[e.name] }
+	inside := func(d, c uint64) bool { // d is c or below it
+		for ; d != rootIno; d = parents[d].dir {
+			if d == c {
+				return true
+			}
+		}
+		return false
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, c := range order[1:] {
+			best := parents[c]
+			for _, e := range candidates[c] {
+				if since(e) > since(best) && !inside(e.dir, c) {
+					best = e
+				}
+			}
+			if best != parents[c] {
+				parents[c], changed = best, true
+			}
+		}
+	}
+	return parents
 }
 
 // reachable returns the inodes reachable from the root through current or
@@ -678,6 +754,7 @@ func (t *tree) crash(rng *rand.Rand) Lost {
 	_, dropped := t.durableTree()
 	for _, r := range dropped {
 		delete(r.dir.durEntries, r.name)
+		delete(r.dir.durSince, r.name)
 	}
 	now := t.now()
 	for _, ino := range slices.Sorted(maps.Keys(t.inodes)) {

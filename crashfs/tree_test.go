@@ -304,6 +304,10 @@ type refModel struct {
 	files map[int]*refFile
 	dirs  map[int][2]map[string]refObj // [0] current, [1] durable; id 0 is the root
 	next  int
+	// since[dir][name] is the directory fsync (counted by clock) that made
+	// the durable entry so; 0 for none yet.
+	since map[int]map[string]int
+	clock int
 }
 
 func newRef() *refModel {
@@ -311,6 +315,7 @@ func newRef() *refModel {
 		files: map[int]*refFile{},
 		dirs:  map[int][2]map[string]refObj{0: {{}, {}}},
 		next:  1,
+		since: map[int]map[string]int{},
 	}
 }
 
@@ -379,6 +384,18 @@ func (r *refModel) apply(o testOp) bool {
 		}
 		if x.dir {
 			d := r.dirs[x.id]
+			if !maps.Equal(d[0], d[1]) {
+				r.clock++
+				since := map[string]int{}
+				for name, o := range d[0] {
+					if old, ok := d[1][name]; ok && old == o {
+						since[name] = r.since[x.id][name]
+					} else {
+						since[name] = r.clock
+					}
+				}
+				r.since[x.id] = since
+			}
 			r.dirs[x.id] = [2]map[string]refObj{d[0], maps.Clone(d[0])}
 		} else {
 			rf := r.files[x.id]
@@ -484,28 +501,72 @@ func (r *refModel) live() (dirs, files map[int]bool) {
 
 // crash reverts to the durable state. With choose (torn crashes), it asks
 // how many unsynced changes each live file keeps. It returns what was lost.
+// refEntry names a directory entry of the reference model.
+type refEntry struct {
+	dir  int
+	name string
+}
+
+// durableParents is the rule a crash applies to a directory with several
+// durable names: the first met from the root (breadth first, names in
+// order) reaches them all; then each directory moves to a name made
+// durable by a later fsync, unless that name's directory lies inside it.
+func (r *refModel) durableParents() map[int]refEntry {
+	parents := map[int]refEntry{}
+	order := []int{0}
+	for i := 0; i < len(order); i++ {
+		d := r.dirs[order[i]][1]
+		for _, name := range slices.Sorted(maps.Keys(d)) {
+			o := d[name]
+			if _, ok := parents[o.id]; o.dir && o.id != 0 && !ok {
+				parents[o.id] = refEntry{order[i], name}
+				order = append(order, o.id)
+			}
+		}
+	}
+	below := func(d, c int) bool {
+		for ; d != 0; d = parents[d].dir {
+			if d == c {
+				return true
+			}
+		}
+		return false
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, c := range order[1:] {
+			best := parents[c]
+			for _, p := range order {
+				for name, o := range r.dirs[p][1] {
+					e := refEntry{p, name}
+					if o.dir && o.id == c && r.since[p][name] > r.since[best.dir][best.name] && !below(p, c) {
+						best = e
+					}
+				}
+			}
+			if best != parents[c] {
+				parents[c], changed = best, true
+			}
+		}
+	}
+	return parents
+}
+
 func (r *refModel) crash(choose func(id int, f *refFile) int) Lost {
 	var lost Lost
 	dirs, files := r.live()
 	// A directory with durable entries in two places (or in a cycle)
-	// keeps the first one met breadth first, names in order.
-	seen := map[int]bool{0: true}
-	todo := []int{0}
-	for len(todo) > 0 {
-		id := todo[0]
-		todo = todo[1:]
-		d := r.dirs[id]
-		for _, name := range slices.Sorted(maps.Keys(d[1])) {
-			o := d[1][name]
-			if !o.dir {
-				continue
-			}
-			if seen[o.id] {
+	// keeps the one the parents rule picks; the others are dropped.
+	parents := r.durableParents()
+	for id, d := range r.dirs {
+		if _, reached := parents[id]; id != 0 && !reached {
+			continue // out of the durable tree: nothing of it is walked
+		}
+		for name, o := range d[1] {
+			if o.dir && parents[o.id] != (refEntry{id, name}) {
 				delete(d[1], name)
-				continue
+				delete(r.since[id], name)
 			}
-			seen[o.id] = true
-			todo = append(todo, o.id)
 		}
 	}
 	for id := range dirs {
@@ -558,6 +619,10 @@ func (r *refModel) view(durable bool) map[string]string {
 	}
 	view := map[string]string{}
 	seen := map[int]bool{0: true}
+	var parents map[int]refEntry
+	if durable {
+		parents = r.durableParents()
+	}
 	type item struct {
 		id   int
 		path string
@@ -570,7 +635,7 @@ func (r *refModel) view(durable bool) map[string]string {
 		for _, name := range slices.Sorted(maps.Keys(d)) {
 			o, p := d[name], it.path+name
 			switch {
-			case o.dir && seen[o.id]:
+			case o.dir && (seen[o.id] || durable && parents[o.id] != refEntry{it.id, name}):
 			case o.dir:
 				seen[o.id] = true
 				view[p] = "dir"
@@ -748,9 +813,10 @@ func TestModelTornCrash(t *testing.T) {
 }
 
 // durablePaths returns the paths naming file id in the durable tree that a
-// crash leaves (the first parent of a directory wins).
+// crash leaves (each directory under the parent durableParents picks).
 func (r *refModel) durablePaths(id int) map[string]bool {
 	paths := map[string]bool{}
+	parents := r.durableParents()
 	seen := map[int]bool{0: true}
 	type item struct {
 		id   int
@@ -764,7 +830,7 @@ func (r *refModel) durablePaths(id int) map[string]bool {
 		for _, name := range slices.Sorted(maps.Keys(d)) {
 			o := d[name]
 			switch {
-			case o.dir && !seen[o.id]:
+			case o.dir && !seen[o.id] && parents[o.id] == refEntry{it.id, name}:
 				seen[o.id] = true
 				todo = append(todo, item{o.id, it.path + name + "/"})
 			case !o.dir && o.id == id:
@@ -855,8 +921,8 @@ func TestModelExamples(t *testing.T) {
 	}
 
 	// A directory moved between fsyncs can have durable entries in two
-	// directories, or in a cycle; the crash keeps the first met from the
-	// root, as fsck would.
+	// directories, or in a cycle; the crash keeps the name made durable
+	// last, unless that would cut it off from the root.
 	m = newTree(false)
 	a, _ = m.mkdir(rootIno, "a", 0o755, 0, 0)
 	b, _ = m.mkdir(rootIno, "b", 0o755, 0, 0)
@@ -871,12 +937,30 @@ func TestModelExamples(t *testing.T) {
 	m.sync(a.ino) // durable: /a, /b and /a/b, one directory
 	mustOK(m.rename(a.ino, "b", rootIno, "b", 0))
 	mustOK(m.rename(rootIno, "a", b.ino, "a", 0))
-	m.sync(b.ino) // durable: /b/a too, a cycle
-	if lost := m.crash(nil); lost.Entries != 2 {
-		t.Errorf("lost %v, want 2 entries: /a back, /b/a gone", lost)
+	m.sync(b.ino) // durable: /b/a too, a cycle; /b/a is the latest
+	if lost := m.crash(nil); lost.Entries != 0 {
+		t.Errorf("lost %v, want none: /b/a is the latest name of a, and /b stays", lost)
 	}
-	if got := currentView(m); !maps.Equal(got, map[string]string{"a": "dir", "b": "dir"}) {
+	if got := currentView(m); !maps.Equal(got, map[string]string{"b": "dir", "b/a": "dir"}) {
 		t.Fatalf("after crash: %v", got)
+	}
+
+	// A directory moved to a directory that alone was fsynced is found
+	// there, whatever the names: the later rename wins.
+	for _, names := range [][2]string{{"a-staging", "z-final"}, {"z-staging", "a-final"}} {
+		m = newTree(false)
+		from, _ := m.mkdir(rootIno, names[0], 0o755, 0, 0)
+		to, _ := m.mkdir(rootIno, names[1], 0o755, 0, 0)
+		m.mkdir(from.ino, "x", 0o755, 0, 0)
+		m.sync(from.ino)
+		m.sync(rootIno)
+		mustOK(m.rename(from.ino, "x", to.ino, "x", 0))
+		m.sync(to.ino) // not from: x is durable in both
+		m.crash(nil)
+		want := map[string]string{names[0]: "dir", names[1]: "dir", names[1] + "/x": "dir"}
+		if got := currentView(m); !maps.Equal(got, want) {
+			t.Errorf("%s → %s: after crash %v, want %v", names[0], names[1], got, want)
+		}
 	}
 
 	// The String of Lost.
