@@ -190,8 +190,11 @@ func TestKilledHarnessLeavesNoMount(t *testing.T) {
 	labtest.Need(t)
 	mountsBefore := mounts(t)
 	root := filepath.Join(t.TempDir(), "store")
-	run := startCLI(t, bin, "test", "--store", root, "--disk", "lazy", "--requests", "1000", "--node-cmd", wrappedNodeCmd)
+	// Sets back to back, so that nodes are in the middle of requests to the
+	// file system when the harness dies.
+	run := startCLI(t, bin, "test", "--store", root, "--disk", "lazy", "--requests", "100000", "--rate", "0", "--node-cmd", wrappedNodeCmd)
 	run.waitOutput(t, "cluster up")
+	time.Sleep(300 * time.Millisecond) // let the clients get going
 	if len(crashfsMounts(t)) == 0 {
 		run.cmd.Process.Kill()
 		t.Fatal("no crashfs mount is visible while the run is on: the check cannot bite")
@@ -200,18 +203,33 @@ func TestKilledHarnessLeavesNoMount(t *testing.T) {
 	run.cmd.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		procs, left := nodeProcesses(t, root), crashfsMounts(t)
-		if len(procs) == 0 && len(left) == 0 {
+		procs, left, stuck := nodeProcesses(t, root), crashfsMounts(t), fuseWaiters(t)
+		if len(procs) == 0 && len(left) == 0 && len(stuck) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("5 s after SIGKILL of the harness: node processes %v, crashfs mounts %v", procs, left)
+			t.Fatalf("5 s after SIGKILL of the harness: node processes %v, crashfs mounts %v, threads waiting on FUSE %v", procs, left, stuck)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if after := mounts(t); after != mountsBefore {
 		t.Errorf("mounts changed:\nbefore:\n%s\nafter:\n%s", mountsBefore, after)
 	}
+}
+
+// fuseWaiters lists the threads (pid/tid) waiting for a FUSE answer:
+// such a thread cannot die until its server answers, so one left behind
+// by a dead harness hangs for good, zombie process and all.
+func fuseWaiters(t *testing.T) []string {
+	t.Helper()
+	waits, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*/wchan")
+	var out []string
+	for _, w := range waits {
+		if b, err := os.ReadFile(w); err == nil && strings.Contains(string(b), "request_wait_answer") {
+			out = append(out, strings.TrimPrefix(filepath.Dir(w), "/proc/"))
+		}
+	}
+	return out
 }
 
 // crashfsMounts lists the processes whose mount namespace holds a crashfs

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -142,10 +144,61 @@ func watchLifeline() error {
 	go func() {
 		var b [1]byte
 		f.Read(b[:]) // returns only when the parent is gone
-		fmt.Fprintln(os.Stderr, "ec-counter: the parent process died; stopping (the kernel ends every node)")
+		fmt.Fprintln(os.Stderr, "ec-counter: the parent process died; stopping every node")
+		endNamespace(3 * time.Second)
 		os.Exit(255)
 	}()
 	return nil
+}
+
+// endNamespace SIGKILLs every other process of this PID namespace, whose
+// first process this one is, and waits, up to timeout, until none is left
+// but zombies. The kernel would kill them anyway when this process exits,
+// but a node killed in the middle of a request to a FUSE file system this
+// process serves (the power-loss file system of crash faults) dies only
+// once the request is answered: were this process gone, the node would
+// hang for good, and the namespace with it.
+func endNamespace(timeout time.Duration) {
+	if os.Getpid() != 1 {
+		return
+	}
+	_ = syscall.Kill(-1, syscall.SIGKILL) // all but this process
+	if !ProcMatches() {
+		time.Sleep(200 * time.Millisecond)
+		return
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !othersAlive() {
+			return
+		}
+	}
+}
+
+// othersAlive reports whether a process other than this one has a thread
+// that is not a zombie (a process whose main thread has exited can still
+// have one waiting on a FUSE request).
+func othersAlive() bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == self {
+			continue
+		}
+		tasks, _ := os.ReadDir("/proc/" + e.Name() + "/task")
+		for _, task := range tasks {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/task/" + task.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			if i := bytes.LastIndex(b, []byte(") ")); i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ProcMatches reports whether /proc shows this process's own PID
