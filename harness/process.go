@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,10 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -161,12 +157,9 @@ func (p *process) kill() {
 // after timeout.
 func (p *process) killAll(timeout time.Duration) error {
 	p.kill()
-	if !lab.ProcMatches() {
-		return nil // the leader is gone; the rest cannot be seen from here
-	}
 	pgid := p.cmd.Process.Pid
 	for deadline := time.Now().Add(timeout); ; {
-		left := liveInGroup(pgid)
+		left := lab.LiveInGroup(pgid) // nil where /proc cannot tell
 		if len(left) == 0 {
 			return nil
 		}
@@ -175,37 +168,6 @@ func (p *process) killAll(timeout time.Duration) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// liveInGroup lists the processes of process group pgid that are not
-// zombies (a zombie has released its files; an orphan's is never reaped
-// while the harness, PID 1 of its namespace, runs).
-func liveInGroup(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		i := bytes.LastIndex(b, []byte(") "))
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+2:]))
-		if len(f) >= 3 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // getHealth asks a node for its health.

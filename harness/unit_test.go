@@ -9,11 +9,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -288,28 +286,6 @@ func TestSummaryNamesTheReportOnlyIfWritten(t *testing.T) {
 	printSummary(&without, &Outcome{Dir: "d"})
 	if !strings.Contains(with.String(), "report:  d/report.html") || strings.Contains(without.String(), "report:") {
 		t.Errorf("with a report:\n%s\nwithout:\n%s", with.String(), without.String())
-	}
-}
-
-// TestLiveInGroup finds a live process by its group, and not once it has
-// exited.
-func TestLiveInGroup(t *testing.T) {
-	if !lab.ProcMatches() {
-		t.Skip("/proc shows another PID namespace")
-	}
-	cmd := exec.Command("sleep", "30")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	if got := liveInGroup(pgid); !slices.Equal(got, []int{pgid}) {
-		t.Errorf("liveInGroup(%d) = %v while sleep runs", pgid, got)
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	if got := liveInGroup(pgid); len(got) != 0 {
-		t.Errorf("liveInGroup(%d) = %v after sleep exited", pgid, got)
 	}
 }
 

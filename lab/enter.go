@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -168,44 +167,10 @@ func endNamespace(timeout time.Duration) {
 		return
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if !othersAlive() {
+		if len(liveProcesses(func(pid, _ int) bool { return pid != os.Getpid() })) == 0 {
 			return
 		}
 	}
-}
-
-// othersAlive reports whether a process other than this one has a thread
-// that is not a zombie (a process whose main thread has exited can still
-// have one waiting on a FUSE request).
-func othersAlive() bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == self {
-			continue
-		}
-		tasks, _ := os.ReadDir("/proc/" + e.Name() + "/task")
-		for _, task := range tasks {
-			b, err := os.ReadFile("/proc/" + e.Name() + "/task/" + task.Name() + "/stat")
-			if err != nil {
-				continue
-			}
-			if i := bytes.LastIndex(b, []byte(") ")); i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X' {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// ProcMatches reports whether /proc shows this process's own PID
-// namespace, so that the process IDs it lists can be signalled.
-func ProcMatches() bool {
-	self, err := os.Readlink("/proc/self")
-	return err == nil && self == strconv.Itoa(os.Getpid())
 }
 
 // Init prepares the namespace Reexec made: it makes this process exit when
