@@ -37,6 +37,9 @@ type cluster struct {
 	disks  map[string]*crashfs.FS
 	mounts string
 	logf   func(format string, args ...any) // the run's log; nil in tests
+	// afterRestart, if set, runs once a restarted node is ready: the run
+	// reads it there (README "Faults: the nemesis").
+	afterRestart func(ctx context.Context, node string)
 }
 
 // diskOptions says whether newCluster puts the data directories on the

@@ -75,9 +75,15 @@ func (c *cluster) Restart(ctx context.Context, node string) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return waitReady(ctx, c.http, p, 0)
+	if err := waitReady(rctx, c.http, p, 0); err != nil {
+		return err
+	}
+	if c.afterRestart != nil {
+		c.afterRestart(ctx, node)
+	}
+	return nil
 }
 
 // Pause stops a node with SIGSTOP.

@@ -221,6 +221,17 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	defer histFile.Close()
 	rec := &recorder{w: histories.NewWriter(histFile, r.start)}
 	rec.next.Store(int64(cfg.Clients))
+	// A restarted node is read at once, by a process of its own: a node
+	// that came back without acknowledged values shows it before the
+	// clients' next sets raise the counter past them.
+	cl.afterRestart = func(ctx context.Context, node string) {
+		s, _ := cl.spec(node)
+		c := &clientRun{node: node, api: newCounterClient(s.Addrs.HTTP), timeout: cfg.RequestTimeout}
+		defer c.api.close()
+		if _, err := c.do(ctx, rec, rec.freshProcess(), request{F: histories.FGet}); err != nil {
+			r.logf("read of %s after its restart: %v", node, err)
+		}
+	}
 
 	phase := time.Now()
 	if err := cl.start(ctx, cfg.StartTimeout); err != nil {
