@@ -218,6 +218,10 @@ func (b *bug) writesState(path string, data []byte) (bool, error) {
 	return true, nil
 }
 
+// skipsFsync tells openCounter not to make what it finds durable, as the
+// authors of no-fsync and no-dir-fsync would not.
+func (b *bug) skipsFsync() bool { return b.is(bugNoFsync) || b.is(bugNoDirFsync) }
+
 // readsEmptyAsZero tells readState to take an empty state file for 0, as a
 // lenient parser would, instead of refusing it as corrupt: no-fsync.
 func (b *bug) readsEmptyAsZero() bool { return b.is(bugNoFsync) }

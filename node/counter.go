@@ -72,6 +72,15 @@ func openCounter(dir string, log *slog.Logger, b *bug, onDurable func(v int64, f
 		return nil, err
 	}
 	removeTemps(dir, log)
+	// What a killed node left may be visible without being durable (a
+	// rename whose directory was never fsynced): make it durable before
+	// trusting it, or a later power loss would take back values this node
+	// serves as durable.
+	if !b.skipsFsync() { // no-fsync, no-dir-fsync
+		if err := syncPaths(filepath.Join(dir, stateFile), dir); err != nil {
+			return nil, fmt.Errorf("sync data directory: %w", err)
+		}
+	}
 	if b.forgetsState() { // no-persist
 		v = 0
 	}
@@ -326,4 +335,25 @@ func (s *durableCounter) flush() bool {
 		s.onDurable(v, fromSet)
 	}
 	return true
+}
+
+// syncPaths fsyncs each existing file or directory of paths.
+func syncPaths(paths ...string) error {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
