@@ -14,9 +14,13 @@
 //   - stats: counts, availability and latencies, and whether the test did
 //     anything at all.
 //
-// The linearizability check is a sweep, linear in the length of the history.
+// Every check is a single pass over the history in its order: a Checker
+// takes one op at a time (CheckHistory decodes and checks a file in one
+// streaming pass), and Check runs one over a history in memory. The
+// linearizability check is a sweep, linear in the length of the history.
 // CheckServerPorcupine checks the same model with porcupine, and
-// WriteLinearHTML renders a violation with porcupine's visualization.
+// WriteLinearHTML renders a violation with porcupine's visualization, on a
+// window of ops around it.
 //
 // The package is pure: it reads nothing but the ops it is given.
 package checker
@@ -137,17 +141,168 @@ func (c *Checks) verdicts() []namedVerdict {
 // Check runs every check over ops. It never fails: a history that cannot be
 // checked (see Validate) gives an Unknown result whose anomaly says why.
 func Check(ops []histories.Op) Result {
-	h, err := parse(ops)
-	if err != nil {
-		return malformed(ops, err)
+	var k Checker
+	for i := range ops {
+		if k.Add(ops[i]) != nil {
+			break
+		}
 	}
+	return k.Result()
+}
+
+// CheckHistory decodes the JSON Lines history read from r and checks it in
+// one pass, in memory bounded by its processes, servers, pending ops and
+// set values rather than its length (see Checker), and returns the checker,
+// whose Result is the verdict. The error is the reader's: a history cut
+// short by a crash (histories.ErrTruncated) is checked up to its last
+// complete op, and after any other error the checker holds the ops before
+// the bad line. Result().Checks.Stats.Ops counts the ops checked.
+func CheckHistory(r io.Reader) (*Checker, error) {
+	var k Checker
+	rd := histories.NewReader(r)
+	for {
+		op, err := rd.Next()
+		if err == io.EOF {
+			return &k, nil
+		}
+		if err != nil {
+			return &k, err
+		}
+		k.Add(op)
+	}
+}
+
+// Checker checks a history one op at a time, in the order of the history,
+// so that histories of any length are checked in one streaming pass. It
+// keeps only what each check needs going forward: the pending ops, each
+// server's and each session's largest observed value, the ops its anomalies
+// name, and, for thin-air and lost writes, a small entry per set value
+// (about 40 bytes each, the one part that grows with the history: 10
+// million ops of which a quarter are sets take about 450 MB in all). The
+// zero Checker is ready to use.
+type Checker struct {
+	ops      int64 // ops added so far: the next index
+	lastTime int64
+	err      *historyError
+	nodeIDs  map[string]int
+	nodes    []string
+	open     map[histories.Process]*call // pending calls by process
+	// values has an entry per set value invoked so far.
+	values map[int64]valueEntry
+	// strays counts ok reads of values no set had written yet.
+	strays map[int64]int
+	thin   thinAirCheck
+	lin    linearCheck
+	sess   sessionCheck
+	conv   convergenceCheck
+	stats  statsCheck
+	// keep, when set, is given every call as it completes.
+	keep func(*call)
+}
+
+// valueEntry is what the checker keeps of one set value.
+type valueEntry struct {
+	inv   int64 // the index of the set's invoke
+	out   int64 // the set's current, when ok
+	reads int   // ok gets and final-gets that returned this value
+	okSet bool  // the set was ok
+}
+
+// Add checks the next op of the history. It returns an error when the
+// history is malformed at op (see Validate); the checker then ignores every
+// later op, and its Result is unknown with that reason.
+func (k *Checker) Add(op histories.Op) error {
+	if k.err != nil {
+		return k.err
+	}
+	if k.nodeIDs == nil {
+		k.init()
+	}
+	c, err := k.pair(&op)
+	if err != nil {
+		k.err = err.(*historyError)
+		return err
+	}
+	if op.Time > k.lastTime {
+		k.thin.settle(k)
+	}
+	k.ops++
+	k.lastTime = op.Time
+	if c == nil {
+		k.stats.nemesisOp(&op)
+		return nil
+	}
+	if c.status == statusPending {
+		k.invoked(c)
+		return nil
+	}
+	k.completed(c)
+	return nil
+}
+
+func (k *Checker) init() {
+	k.nodeIDs = make(map[string]int)
+	k.open = make(map[histories.Process]*call)
+	k.values = make(map[int64]valueEntry)
+	k.strays = make(map[int64]int)
+	k.sess.open = make(map[sessionKey]*session)
+	k.stats.nemesis = make(map[string]int)
+	k.thin.col.check = checkThinAir
+	k.lin.col.check = checkLinearizable
+	k.sess.col.check = checkSession
+}
+
+// invoked hands a new call to the checks that look at invokes.
+func (k *Checker) invoked(c *call) {
+	if c.kind == kindSet {
+		k.values[c.arg] = valueEntry{inv: c.inv.Index}
+		k.thin.setInvoked(c)
+	}
+	k.lin.invoked(c)
+	k.conv.invoked(c)
+}
+
+// completed hands a completed call to every check.
+func (k *Checker) completed(c *call) {
+	k.stats.completed(c)
+	if c.isRead() {
+		if c.kind == kindSet {
+			e := k.values[c.arg]
+			e.okSet, e.out = true, c.out
+			k.values[c.arg] = e
+		} else if e, ok := k.values[c.out]; ok {
+			e.reads++
+			k.values[c.out] = e
+		} else {
+			k.strays[c.out]++
+		}
+		k.thin.read(k, c)
+		k.lin.read(c)
+		k.sess.read(c)
+		k.conv.read(c)
+	}
+	if k.keep != nil {
+		k.keep(c)
+	}
+}
+
+// Result returns the verdict on the ops added so far. Ops still pending
+// count as info (a run cut short).
+func (k *Checker) Result() Result {
+	if k.err != nil {
+		return malformed(k.err)
+	}
+	if k.nodeIDs == nil {
+		k.init()
+	}
+	k.thin.settle(k)
 	var r Result
 	var found [5][]Anomaly
-	r.Checks.ThinAir, found[0] = thinAir(h)
-	r.Checks.Linearizable, found[1] = linearizable(h)
-	r.Checks.Session, found[2] = sessions(h)
-	r.Checks.Convergence, found[3] = convergence(h)
-	r.Checks.Stats, found[4] = statistics(h)
+	r.Checks.ThinAir, found[0] = k.thin.result()
+	r.Checks.Linearizable, found[1] = k.lin.result(len(k.nodes))
+	r.Checks.Session, found[2] = k.sess.result()
+	r.Checks.Convergence, found[3] = k.conv.result(k)
+	r.Checks.Stats, found[4] = k.stats.result(k)
 	var vs []Validity
 	for _, v := range r.Verdicts() {
 		vs = append(vs, v.Valid)
@@ -161,16 +316,15 @@ func Check(ops []histories.Op) Result {
 }
 
 // malformed is the result on a history that fails validation.
-func malformed(ops []histories.Op, err error) Result {
+func malformed(err *historyError) Result {
 	a := Anomaly{
 		Check:    checkHistory,
 		Message:  "The history cannot be checked: " + err.Error() + ".",
 		Ops:      []OpRef{},
 		Expected: "a well-formed history (README, \"Histories\")",
 	}
-	if he, ok := err.(*historyError); ok && he.pos >= 0 && he.pos < len(ops) {
-		h := &history{ops: ops}
-		a.Ops = append(a.Ops, h.ref(he.pos))
+	if err.op != nil {
+		a.Ops = append(a.Ops, *err.op)
 	}
 	v := Verdict{Valid: Unknown, Explanation: "not checked: the history is malformed"}
 	r := Result{Valid: Unknown, Anomalies: []Anomaly{a}}
@@ -196,6 +350,11 @@ type collector struct {
 // is not called for the rest, so huge broken histories stay cheap to check.
 func (c *collector) add(build func() Anomaly) {
 	c.count++
+	c.keep(build)
+}
+
+// keep builds and keeps an anomaly already counted, while under the cap.
+func (c *collector) keep(build func() Anomaly) {
 	if len(c.list) < maxAnomalies {
 		a := build()
 		a.Check = c.check

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -582,6 +584,13 @@ func TestStats(t *testing.T) {
 		}
 	})
 	t.Run("quantiles", func(t *testing.T) {
+		quantiles := func(ds []int64) Latency {
+			var l latencies
+			for _, d := range ds {
+				l.add(d)
+			}
+			return l.quantiles()
+		}
 		ds := make([]int64, 100)
 		for i := range ds {
 			ds[i] = int64(100 - i)
@@ -591,6 +600,30 @@ func TestStats(t *testing.T) {
 		}
 		if l := quantiles([]int64{7}); l != (Latency{Count: 1, P50: 7, P90: 7, P99: 7, Max: 7}) {
 			t.Errorf("quantiles = %+v", l)
+		}
+		if l := quantiles([]int64{1_000_000, 1_000_000}); l.P50 != 1_000_000 {
+			t.Errorf("equal latencies: p50 %d, want 1000000 exactly", l.P50)
+		}
+		// Against the exact nearest-rank quantiles of random latencies from
+		// 1µs to 10s: never below, at most 1/128 above.
+		rng := rand.New(rand.NewPCG(3, 4))
+		ds = make([]int64, 10_000)
+		for i := range ds {
+			ds[i] = int64(1000 * math.Pow(10, 7*rng.Float64()))
+		}
+		got := quantiles(ds)
+		slices.Sort(ds)
+		exact := func(perMille int) int64 { return ds[max((perMille*len(ds)+999)/1000-1, 0)] }
+		for _, q := range []struct {
+			name      string
+			got, want int64
+		}{{"p50", got.P50, exact(500)}, {"p90", got.P90, exact(900)}, {"p99", got.P99, exact(990)}, {"max", got.Max, exact(1000)}} {
+			if q.got < q.want || float64(q.got-q.want) > float64(q.want)/128 {
+				t.Errorf("%s = %d, exact %d: off by more than 1/128", q.name, q.got, q.want)
+			}
+		}
+		if got.Max != ds[len(ds)-1] {
+			t.Errorf("max %d, want exactly %d", got.Max, ds[len(ds)-1])
 		}
 	})
 }

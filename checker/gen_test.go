@@ -16,12 +16,21 @@ import (
 // gossip their counters to each other at random; nemesis ops; and final
 // reads in rounds until every server agrees.
 func clusterHistory(seed uint64, clients, nodes, n int) []histories.Op {
-	rng := rand.New(rand.NewPCG(seed, 42))
 	ops := make([]histories.Op, 0, n+8*nodes)
+	genCluster(seed, clients, nodes, n, func(op histories.Op) { ops = append(ops, op) })
+	return ops
+}
+
+// genCluster generates clusterHistory's ops one at a time, handing each to
+// out, so that histories larger than memory can be written.
+func genCluster(seed uint64, clients, nodes, n int, out func(histories.Op)) {
+	rng := rand.New(rand.NewPCG(seed, 42))
 	now := int64(0)
+	emitted := 0
 	emit := func(op histories.Op) {
-		op.Index, op.Time = int64(len(ops)), now
-		ops = append(ops, op)
+		op.Index, op.Time = int64(emitted), now
+		emitted++
+		out(op)
 	}
 	counter := make([]int64, nodes)
 	name := func(i int) string { return fmt.Sprintf("n%d", i+1) }
@@ -38,14 +47,14 @@ func clusterHistory(seed uint64, clients, nodes, n int) []histories.Op {
 	next := histories.Process(clients)
 	sets := int64(0)
 	budget := n - 6*nodes // leave room for the final reads
-	for len(ops) < budget {
+	for emitted < budget {
 		now += 1 + rng.Int64N(2000)
 		switch r := rng.IntN(100); {
 		case r < 8: // gossip from one server to another
 			from, to := rng.IntN(nodes), rng.IntN(nodes)
 			counter[to] = max(counter[to], counter[from])
 			continue
-		case r < 9 && len(ops) > 0:
+		case r < 9 && emitted > 0:
 			f := []string{"start-partition", "stop-partition", "kill", "restart"}[rng.IntN(4)]
 			emit(histories.Op{Type: histories.Info, Process: histories.Nemesis, F: f,
 				Value: histories.JSONValue(map[string][]string{name(0): {name(1)}})})
@@ -126,7 +135,7 @@ func clusterHistory(seed uint64, clients, nodes, n int) []histories.Op {
 				Value: histories.IntValue(counter[j])})
 		}
 		if slices.Min(counter) == top {
-			return ops
+			return
 		}
 		for j := range counter { // gossip spreads the maximum, a server at a time
 			if counter[j] < top {

@@ -2,7 +2,6 @@ package checker
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/ec-counter/ec-counter/histories"
@@ -27,20 +26,28 @@ const (
 	statusInfo
 )
 
-// call is one client op: its invoke and, unless the history ends first, its
-// completion.
+// call is one client op: its invoke and, once it completes, its completion.
+// A Checker keeps a call only while it is pending or some check still needs
+// it (the largest value a server has shown, a session's last read, an
+// anomaly to explain), so memory grows with processes, servers and pending
+// ops, not with the history.
 type call struct {
-	inv    int // position of the invoke in the history
-	done   int // position of the completion; -1 while pending
+	inv    histories.Op
+	done   histories.Op // zero while pending
 	start  int64
-	end    int64 // completion time; math.MaxInt64 while pending
+	end    int64 // completion time; meaningless while pending
 	kind   kind
 	status status
-	node   int   // index into history.nodes
+	node   int   // index into Checker.nodes
 	arg    int64 // a set's value
 	out    int64 // an ok get's value, an ok set's current
 	// applied is an ok set's claim that it raised the counter.
 	applied bool
+	// before is the bound in force on its server when it was invoked
+	// (the linearizability sweep's).
+	before mark
+	// nodeName is the name of its server, for explanations.
+	nodeName string
 }
 
 // isRead reports whether c observed the counter: an ok get or final-get, or
@@ -56,24 +63,52 @@ func (c *call) bound() int64 {
 	return c.out
 }
 
-// history is a validated history, with its client ops paired up.
-type history struct {
-	ops     []histories.Op
-	calls   []call  // client ops in invoke order
-	callOf  []int32 // for each position in ops, its call, or -1 for nemesis ops
-	nodes   []string
-	sets    map[int64]int // a set's value -> its call
-	nemesis map[string]int
-	// notInstalled lists the nemesis ops whose fault the network failed
-	// to inject.
-	notInstalled []int64
-	pending      int
+// last returns a call's completion, or its invoke while pending.
+func (c *call) last() *histories.Op {
+	if c.status == statusPending {
+		return &c.inv
+	}
+	return &c.done
 }
 
-// historyError is a reason why a history cannot be checked, at the op at
-// position pos (or -1).
+// describe names a call for an explanation: its completion, and when it was
+// invoked, e.g. "op 5 (process 1, ok get 5 on n1, t=0.006s, invoked as op 4
+// at t=0.005s)".
+func (c *call) describe() string {
+	if c.status == statusPending {
+		return c.inv.Describe() + ", never completed"
+	}
+	d := c.done.Describe()
+	return fmt.Sprintf("%s, invoked as op %d at t=%s)", d[:len(d)-1], c.inv.Index, histories.FormatTime(c.start))
+}
+
+// ref returns an op as an anomaly names it.
+func ref(op *histories.Op) OpRef {
+	return OpRef{
+		Index:   op.Index,
+		Process: op.Process,
+		Node:    op.Node,
+		Time:    op.Time,
+		F:       op.F,
+		Type:    op.Type,
+		Value:   op.Value,
+		Current: op.Current,
+	}
+}
+
+// refs names calls' completions (or their invokes, while pending) in an
+// anomaly.
+func refs(cs ...*call) []OpRef {
+	out := make([]OpRef, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, ref(c.last()))
+	}
+	return out
+}
+
+// historyError is a reason why a history cannot be checked, at op (or none).
 type historyError struct {
-	pos int
+	op  *OpRef
 	msg string
 }
 
@@ -89,136 +124,132 @@ func (e *historyError) Error() string { return e.msg }
 // "history". An invoke left without completion at the end of a history
 // (a crashed run) is not an error: it is treated as info.
 func Validate(ops []histories.Op) error {
-	_, err := parse(ops)
-	return err
+	var c Checker
+	for i := range ops {
+		if err := c.Add(ops[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// parse validates ops and pairs up its client ops.
-func parse(ops []histories.Op) (*history, error) {
-	h := &history{
-		ops:     ops,
-		callOf:  make([]int32, len(ops)),
-		calls:   make([]call, 0, len(ops)/2+1),
-		sets:    make(map[int64]int, len(ops)/4),
-		nemesis: make(map[string]int),
+// pair validates op, the next op of the history, and pairs it with its
+// invoke: it returns the call op invokes or completes, and nil for a
+// nemesis op.
+func (k *Checker) pair(op *histories.Op) (*call, error) {
+	i := k.ops
+	fail := func(format string, args ...any) (*call, error) {
+		r := ref(op)
+		return nil, &historyError{&r, fmt.Sprintf("op %d: ", op.Index) + fmt.Sprintf(format, args...)}
 	}
-	if len(ops) > math.MaxInt32 {
-		return nil, &historyError{-1, fmt.Sprintf("the history has %d ops, more than this checker handles", len(ops))}
+	if op.Index != i {
+		r := ref(op)
+		return nil, &historyError{&r, fmt.Sprintf("the op at position %d has index %d: indices must be dense, 0 to n-1 in order", i, op.Index)}
 	}
-	nodeIDs := make(map[string]int)
-	open := make(map[histories.Process]int) // process -> its pending call
-	fail := func(i int, format string, args ...any) (*history, error) {
-		return nil, &historyError{i, fmt.Sprintf("op %d: ", ops[i].Index) + fmt.Sprintf(format, args...)}
+	if !op.Type.Valid() {
+		return fail("unknown type %q", op.Type)
 	}
-	for i := range ops {
-		op := &ops[i]
-		h.callOf[i] = -1
-		if op.Index != int64(i) {
-			return nil, &historyError{i, fmt.Sprintf("the op at position %d has index %d: indices must be dense, 0 to n-1 in order", i, op.Index)}
+	if i > 0 && op.Time < k.lastTime {
+		return fail("time %s is earlier than op %d's %s: ops must be in the order they happened",
+			histories.FormatTime(op.Time), i-1, histories.FormatTime(k.lastTime))
+	}
+	if op.Process == histories.Nemesis {
+		return nil, nil
+	}
+	if op.Process < 0 {
+		return fail("invalid process %d", int(op.Process))
+	}
+	var f kind
+	switch op.F {
+	case histories.FGet:
+		f = kindGet
+	case histories.FSet:
+		f = kindSet
+	case histories.FFinalGet:
+		f = kindFinalGet
+	default:
+		return fail("client process %s has unknown f %q (want get, set or final-get)", op.Process, op.F)
+	}
+	if op.Type == histories.Invoke {
+		if c, busy := k.open[op.Process]; busy {
+			return fail("process %s invoked %s while its op %d was still pending: a process must wait for each op to complete",
+				op.Process, op.F, c.inv.Index)
 		}
-		if !op.Type.Valid() {
-			return fail(i, "unknown type %q", op.Type)
+		if op.Node == "" {
+			return fail("%s invoke of process %s names no node", op.F, op.Process)
 		}
-		if i > 0 && op.Time < ops[i-1].Time {
-			return fail(i, "time %s is earlier than op %d's %s: ops must be in the order they happened",
-				histories.FormatTime(op.Time), ops[i-1].Index, histories.FormatTime(ops[i-1].Time))
-		}
-		if op.Process == histories.Nemesis {
-			h.nemesis[op.F]++
-			if strings.HasPrefix(op.Error, histories.NotInstalled) {
-				h.notInstalled = append(h.notInstalled, op.Index)
-			}
-			continue
-		}
-		if op.Process < 0 {
-			return fail(i, "invalid process %d", int(op.Process))
-		}
-		var k kind
-		switch op.F {
-		case histories.FGet:
-			k = kindGet
-		case histories.FSet:
-			k = kindSet
-		case histories.FFinalGet:
-			k = kindFinalGet
-		default:
-			return fail(i, "client process %s has unknown f %q (want get, set or final-get)", op.Process, op.F)
-		}
-		if op.Type == histories.Invoke {
-			if j, busy := open[op.Process]; busy {
-				return fail(i, "process %s invoked %s while its op %d was still pending: a process must wait for each op to complete",
-					op.Process, op.F, ops[h.calls[j].inv].Index)
-			}
-			if op.Node == "" {
-				return fail(i, "%s invoke of process %s names no node", op.F, op.Process)
-			}
-			c := call{inv: i, done: -1, start: op.Time, end: math.MaxInt64, kind: k}
-			id, ok := nodeIDs[op.Node]
+		c := &call{inv: *op, start: op.Time, kind: f, node: k.nodeID(op.Node), nodeName: op.Node}
+		if f == kindSet {
+			v, ok := op.Int()
 			if !ok {
-				id = len(h.nodes)
-				nodeIDs[op.Node] = id
-				h.nodes = append(h.nodes, op.Node)
+				return fail("set invoke has value %s, not an integer", valueText(op))
 			}
-			c.node = id
-			if k == kindSet {
-				v, ok := op.Int()
-				if !ok {
-					return fail(i, "set invoke has value %s, not an integer", valueText(op))
-				}
-				if j, dup := h.sets[v]; dup {
-					return fail(i, "set %d was already written by op %d: set values must be unique within a run",
-						v, ops[h.calls[j].inv].Index)
-				}
-				c.arg = v
-				h.sets[v] = len(h.calls)
+			if s, dup := k.values[v]; dup {
+				return fail("set %d was already written by op %d: set values must be unique within a run", v, s.inv)
 			}
-			open[op.Process] = len(h.calls)
-			h.callOf[i] = int32(len(h.calls))
-			h.calls = append(h.calls, c)
-			continue
+			c.arg = v
 		}
-		j, busy := open[op.Process]
-		if !busy {
-			return fail(i, "%s completion of process %s has no pending invoke", op.Type, op.Process)
+		k.open[op.Process] = c
+		return c, nil
+	}
+	c, busy := k.open[op.Process]
+	if !busy {
+		return fail("%s completion of process %s has no pending invoke", op.Type, op.Process)
+	}
+	if op.F != c.inv.F {
+		return fail("%s completion of process %s does not match its invoke, op %d, which was a %s", op.F, op.Process, c.inv.Index, c.inv.F)
+	}
+	if op.Node != "" && op.Node != c.inv.Node {
+		return fail("completion on node %s of process %s does not match its invoke, op %d, on %s", op.Node, op.Process, c.inv.Index, c.inv.Node)
+	}
+	st := statusOK
+	switch op.Type {
+	case histories.Fail:
+		st = statusFail
+	case histories.Info:
+		st = statusInfo
+	case histories.OK:
+		if f == kindSet {
+			if v, ok := op.Int(); len(op.Value) > 0 && (!ok || v != c.arg) {
+				return fail("ok set has value %s, but its invoke, op %d, set %d", valueText(op), c.inv.Index, c.arg)
+			}
+			if op.Current == nil {
+				return fail("ok set carries no current value")
+			}
+			c.out = *op.Current
+			c.applied = op.Applied != nil && *op.Applied
+		} else {
+			v, ok := op.Int()
+			if !ok {
+				return fail("ok %s has value %s, not an integer", op.F, valueText(op))
+			}
+			c.out = v
 		}
-		delete(open, op.Process)
-		c := &h.calls[j]
-		inv := &ops[c.inv]
-		if op.F != inv.F {
-			return fail(i, "%s completion of process %s does not match its invoke, op %d, which was a %s", op.F, op.Process, inv.Index, inv.F)
-		}
-		if op.Node != "" && op.Node != inv.Node {
-			return fail(i, "completion on node %s of process %s does not match its invoke, op %d, on %s", op.Node, op.Process, inv.Index, inv.Node)
-		}
-		c.done, c.end = i, op.Time
-		h.callOf[i] = int32(j)
-		switch op.Type {
-		case histories.Fail:
-			c.status = statusFail
-		case histories.Info:
-			c.status = statusInfo
-		case histories.OK:
-			c.status = statusOK
-			if k == kindSet {
-				if v, ok := op.Int(); len(op.Value) > 0 && (!ok || v != c.arg) {
-					return fail(i, "ok set has value %s, but its invoke, op %d, set %d", valueText(op), inv.Index, c.arg)
-				}
-				if op.Current == nil {
-					return fail(i, "ok set carries no current value")
-				}
-				c.out = *op.Current
-				c.applied = op.Applied != nil && *op.Applied
-			} else {
-				v, ok := op.Int()
-				if !ok {
-					return fail(i, "ok %s has value %s, not an integer", op.F, valueText(op))
-				}
-				c.out = v
+	}
+	delete(k.open, op.Process)
+	c.done, c.end, c.status = *op, op.Time, st
+	return c, nil
+}
+
+// nodeID returns the index of a server's name, adding it when new.
+func (k *Checker) nodeID(name string) int {
+	if len(k.nodes) <= 8 { // cheaper than hashing the name
+		for id, n := range k.nodes {
+			if n == name {
+				return id
 			}
 		}
 	}
-	h.pending = len(open)
-	return h, nil
+	id, ok := k.nodeIDs[name]
+	if !ok {
+		id = len(k.nodes)
+		k.nodeIDs[name] = id
+		k.nodes = append(k.nodes, name)
+		k.conv.addNode()
+		k.stats.byNode = append(k.stats.byNode, Counts{})
+		k.lin.addNode()
+	}
+	return id
 }
 
 func valueText(op *histories.Op) string {
@@ -228,53 +259,8 @@ func valueText(op *histories.Op) string {
 	return string(op.Value)
 }
 
-// inv and done return a call's invoke and completion ops.
-func (h *history) inv(c int) *histories.Op { return &h.ops[h.calls[c].inv] }
-
-func (h *history) done(c int) *histories.Op {
-	if d := h.calls[c].done; d >= 0 {
-		return &h.ops[d]
-	}
-	return h.inv(c)
-}
-
-// describe names a call for an explanation: its completion, and when it was
-// invoked, e.g. "op 5 (process 1, ok get 5 on n1, t=0.006s, invoked as op 4
-// at t=0.005s)".
-func (h *history) describe(c int) string {
-	cl := &h.calls[c]
-	if cl.done < 0 {
-		return h.inv(c).Describe() + ", never completed"
-	}
-	d := h.done(c).Describe()
-	return fmt.Sprintf("%s, invoked as op %d at t=%s)", d[:len(d)-1], h.inv(c).Index, histories.FormatTime(cl.start))
-}
-
-// ref returns the op at position i as an anomaly names it.
-func (h *history) ref(i int) OpRef {
-	op := &h.ops[i]
-	return OpRef{
-		Index:   op.Index,
-		Process: op.Process,
-		Node:    op.Node,
-		Time:    op.Time,
-		F:       op.F,
-		Type:    op.Type,
-		Value:   op.Value,
-		Current: op.Current,
-	}
-}
-
-// refs names a call's completion (or its invoke, while pending) in an
-// anomaly.
-func (h *history) refs(cs ...int) []OpRef {
-	out := make([]OpRef, 0, len(cs))
-	for _, c := range cs {
-		d := h.calls[c].done
-		if d < 0 {
-			d = h.calls[c].inv
-		}
-		out = append(out, h.ref(d))
-	}
-	return out
+// isNotInstalled reports whether a nemesis op says its fault was not
+// installed.
+func isNotInstalled(op *histories.Op) bool {
+	return strings.HasPrefix(op.Error, histories.NotInstalled)
 }

@@ -26,33 +26,28 @@ import (
 // any linearization the counter never goes down, so an op that precedes
 // another cannot observe more.
 
-// violation is an ok op that observed less than it must have, or an ok set
-// that claimed to raise a counter already at or above its value.
-type violation struct {
-	read  int   // the call that observed too little
-	cause int   // the call whose bound it missed, or causeOwnValue, causeInitial
-	min   int64 // the least value the read could have observed
-	// applied marks a set whose "applied": true is false: cause had
-	// already completed with min ≥ the set's value.
-	applied bool
-}
+// causeKind says what bound a mark holds.
+type causeKind uint8
 
-// The causes of a violation that are not another op.
 const (
-	causeOwnValue = -1 // a set's current was below its own value
-	causeInitial  = -2 // a value was below 0, the counter's initial value
+	causeNone     causeKind = iota // no bound
+	causeOp                        // the bound of an op, by
+	causeInitial                   // 0, the counter's initial value
+	causeOwnValue                  // a set's own value
 )
 
-// mark is the largest bound seen so far, and the call that set it.
+// mark is the largest bound seen so far, and where it came from.
 type mark struct {
-	val  int64
-	call int32
-	ok   bool
+	val   int64
+	cause causeKind
+	by    *call // the op, for causeOp
 }
+
+func (a mark) ok() bool { return a.cause != causeNone }
 
 // max returns the larger of two marks, a on a tie.
 func (a mark) max(b mark) mark {
-	if !a.ok || (b.ok && b.val > a.val) {
+	if !a.ok() || (b.ok() && b.val > a.val) {
 		return b
 	}
 	return a
@@ -65,11 +60,14 @@ type sweepNode struct {
 	done   mark // the largest bound of ops completed before pendAt
 	pend   mark // the largest bound of ops completed at pendAt
 	pendAt int64
+	// recent are the latest ok ops completed on the server, for
+	// WriteLinearHTML's window.
+	recent []*call
 }
 
 // settle moves the completions before time t into done.
 func (n *sweepNode) settle(t int64) {
-	if n.pend.ok && n.pendAt < t {
+	if n.pend.ok() && n.pendAt < t {
 		n.done = n.done.max(n.pend)
 		n.pend = mark{}
 	}
@@ -78,117 +76,135 @@ func (n *sweepNode) settle(t int64) {
 // complete records an op that completed at time t with bound b.
 func (n *sweepNode) complete(t int64, b mark) {
 	n.settle(t)
-	if !n.pend.ok {
+	if !n.pend.ok() {
 		n.pendAt = t
 	}
 	n.pend = n.pend.max(b)
 }
 
-// sweep finds every ok op that observed a value below the largest bound on
-// its server that had completed before it was invoked. It walks the history
-// once, in order (which validation guarantees is time order), so it is linear
-// in the length of the history. It also returns the number of reads judged.
-func sweep(h *history) (found []violation, reads int) {
-	nodes := make([]sweepNode, len(h.nodes))
-	for n := range nodes {
-		nodes[n].done = mark{val: 0, call: causeInitial, ok: true}
-	}
-	before := make([]mark, len(h.calls)) // the bound in force when each call was invoked
-	for i, c32 := range h.callOf {
-		if c32 < 0 {
-			continue
-		}
-		c := int(c32)
-		cl := &h.calls[c]
-		n := &nodes[cl.node]
-		if i == cl.inv {
-			n.settle(cl.start)
-			before[c] = n.done
-			continue
-		}
-		if cl.status != statusOK {
-			continue
-		}
-		reads++
-		need := mark{}
-		if cl.kind == kindSet {
-			need = mark{val: cl.arg, call: causeOwnValue, ok: true}
-		}
-		need = need.max(before[c])
-		if need.ok && cl.out < need.val {
-			found = append(found, violation{read: c, cause: int(need.call), min: need.val})
-		} else if b := before[c]; cl.kind == kindSet && cl.applied && b.ok && b.val >= cl.arg {
-			found = append(found, violation{read: c, cause: int(b.call), min: b.val, applied: true})
-		}
-		n.complete(cl.end, mark{val: cl.bound(), call: c32, ok: true})
-	}
-	return found, reads
+// linearCheck finds every ok op that observed a value below the largest
+// bound on its server that had completed before it was invoked. It walks
+// the history once, in order (which validation guarantees is time order), so
+// it is linear in the length of the history.
+type linearCheck struct {
+	col   collector
+	nodes []sweepNode
+	reads int
+	lies  int // sets that claimed "applied" without raising the counter
+	// first is the first violation, with the window WriteLinearHTML shows.
+	first *linearWindow
 }
 
-// linearizable runs the per-server linearizability sweep.
-func linearizable(h *history) (ReadCheck, []Anomaly) {
-	col := collector{check: checkLinearizable}
-	found, reads := sweep(h)
-	lies := 0
-	for _, v := range found {
-		if v.applied {
-			lies++
+// violation is an ok op that observed less than it must have, or an ok set
+// that claimed to raise a counter already at or above its value.
+type violation struct {
+	read  *call // the op that observed too little
+	cause mark  // the bound it missed
+	// applied marks a set whose "applied": true is false: cause had
+	// already completed with a bound ≥ the set's value.
+	applied bool
+}
+
+func (l *linearCheck) addNode() {
+	l.nodes = append(l.nodes, sweepNode{done: mark{val: 0, cause: causeInitial}})
+}
+
+func (l *linearCheck) invoked(c *call) {
+	n := &l.nodes[c.node]
+	n.settle(c.start)
+	c.before = n.done
+}
+
+func (l *linearCheck) read(c *call) {
+	l.reads++
+	n := &l.nodes[c.node]
+	need := mark{}
+	if c.kind == kindSet {
+		need = mark{val: c.arg, cause: causeOwnValue}
+	}
+	need = need.max(c.before)
+	var v *violation
+	if need.ok() && c.out < need.val {
+		v = &violation{read: c, cause: need}
+	} else if b := c.before; c.kind == kindSet && c.applied && b.ok() && b.val >= c.arg {
+		v = &violation{read: c, cause: b, applied: true}
+		l.lies++
+	}
+	c.before = mark{} // no longer needed: let the op it names go
+	n.complete(c.end, mark{val: c.bound(), cause: causeOp, by: c})
+	if len(n.recent) == htmlWindow+1 {
+		copy(n.recent, n.recent[1:])
+		n.recent = n.recent[:htmlWindow]
+	}
+	n.recent = append(n.recent, c)
+	if v != nil {
+		l.col.add(func() Anomaly { return v.explain() })
+		if l.first == nil {
+			l.first = newLinearWindow(*v, n.recent)
 		}
-		col.add(func() Anomaly { return h.explainViolation(v) })
 	}
-	bad := fmt.Sprintf("%d of %s saw a value below one that had already completed on their server", col.count-lies, count(reads, "read"))
-	if lies > 0 {
-		bad += fmt.Sprintf(`; %s answered "applied": true though the counter was already at or above its value`, count(lies, "set"))
+	if l.first != nil {
+		l.first.add(c)
 	}
-	verdict := col.verdict(
+}
+
+func (l *linearCheck) result(servers int) (ReadCheck, []Anomaly) {
+	l.col.check = checkLinearizable
+	bad := fmt.Sprintf("%d of %s saw a value below one that had already completed on their server", l.col.count-l.lies, count(l.reads, "read"))
+	if l.lies > 0 {
+		bad += fmt.Sprintf(`; %s answered "applied": true though the counter was already at or above its value`, count(l.lies, "set"))
+	}
+	verdict := l.col.verdict(
 		fmt.Sprintf("on each of %s, all %s saw at least every value that had completed on that server before they were invoked, and no set claimed to apply without raising the counter",
-			count(len(h.nodes), "server"), count(reads, "read")), bad)
-	if reads == 0 {
+			count(servers, "server"), count(l.reads, "read")), bad)
+	if l.reads == 0 {
 		verdict.Explanation = noReads
 	}
-	return ReadCheck{Verdict: verdict, Reads: reads}, col.list
+	return ReadCheck{Verdict: verdict, Reads: l.reads}, l.col.list
 }
 
-func (h *history) explainViolation(v violation) Anomaly {
-	r := &h.calls[v.read]
-	node := h.nodes[r.node]
+func (v violation) explain() Anomaly {
+	r := v.read
+	node := r.nodeName
 	if v.applied {
 		a := Anomaly{
-			Ops:      h.refs(v.read),
+			Ops:      refs(r),
 			Expected: fmt.Sprintf(`"applied": false: the counter on %s was already ≥ %d`, node, r.arg),
 		}
-		if v.cause == causeInitial {
+		if v.cause.cause == causeInitial {
 			a.Message = fmt.Sprintf(`On %s, %s set %d and answered "applied": true, but the counter starts at 0: a set of %d cannot raise it.`,
-				node, h.describe(v.read), r.arg, r.arg)
+				node, r.describe(), r.arg, r.arg)
 			return a
 		}
+		c := v.cause.by
 		a.Message = fmt.Sprintf(`On %s, %s set %d and answered "applied": true, but %s had already completed with %d at t=%s, before the set was invoked at t=%s: the set cannot have raised the counter.`,
-			node, h.describe(v.read), r.arg, h.describe(v.cause), v.min, preciseTime(h.calls[v.cause].end), preciseTime(r.start))
-		a.Ops = []OpRef{h.refs(v.cause)[0], h.ref(r.inv), h.refs(v.read)[0]}
+			node, r.describe(), r.arg, c.describe(), v.cause.val, preciseTime(c.end), preciseTime(r.start))
+		a.Ops = []OpRef{refs(c)[0], ref(&r.inv), refs(r)[0]}
 		return a
 	}
-	switch v.cause {
+	switch v.cause.cause {
 	case causeInitial:
 		return Anomaly{
 			Message: fmt.Sprintf("On %s, %s %s %d, below 0, the value every counter starts at.",
-				node, h.describe(v.read), readVerb(r), r.out),
-			Ops:      h.refs(v.read),
+				node, r.describe(), readVerb(r), r.out),
+			Ops:      refs(r),
 			Expected: "a value ≥ 0",
 		}
 	case causeOwnValue:
 		return Anomaly{
 			Message: fmt.Sprintf("On %s, %s set %d but returned current %d: the counter after a set cannot be below the value set.",
-				node, h.describe(v.read), r.arg, r.out),
-			Ops:      h.refs(v.read),
+				node, r.describe(), r.arg, r.out),
+			Ops:      refs(r),
 			Expected: fmt.Sprintf("current ≥ %d", r.arg),
 		}
 	}
+	c := v.cause.by
 	return Anomaly{
 		Message: fmt.Sprintf("On %s, %s %s %d, but %s had already completed with %d at t=%s, before the read was invoked at t=%s: the counter went down.",
-			node, h.describe(v.read), readVerb(r), r.out, h.describe(v.cause), v.min,
-			preciseTime(h.calls[v.cause].end), preciseTime(r.start)),
-		Ops:      []OpRef{h.refs(v.cause)[0], h.ref(r.inv), h.refs(v.read)[0]},
-		Expected: fmt.Sprintf("a value ≥ %d on %s", v.min, node),
+			node, r.describe(), readVerb(r), r.out, c.describe(), v.cause.val,
+			preciseTime(c.end), preciseTime(r.start)),
+		Ops:      []OpRef{refs(c)[0], ref(&r.inv), refs(r)[0]},
+		Expected: fmt.Sprintf("a value ≥ %d on %s", v.cause.val, node),
 	}
 }
 

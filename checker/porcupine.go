@@ -1,6 +1,7 @@
 package checker
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -50,20 +51,19 @@ func maxRegister() porcupine.Model {
 	}
 }
 
-// porcupineOps converts the ok ops of calls (all on one server) into
+// porcupineOps converts the ok ops among calls (all on one server) into
 // porcupine operations. Failed ops had no effect, and a set that ended in
 // info may apply at any time or never, which gossip could do as well: both
 // are left out, and never given an infinite return time. Clients are
 // numbered densely, in order of first appearance.
-func (h *history) porcupineOps(calls []int) []porcupine.Operation {
+func porcupineOps(calls []*call) []porcupine.Operation {
 	clients := make(map[int]int)
 	out := make([]porcupine.Operation, 0, len(calls))
-	for _, c := range calls {
-		cl := &h.calls[c]
+	for _, cl := range calls {
 		if cl.status != statusOK {
 			continue
 		}
-		p := int(h.inv(c).Process)
+		p := int(cl.inv.Process)
 		id, ok := clients[p]
 		if !ok {
 			id = len(clients)
@@ -75,30 +75,10 @@ func (h *history) porcupineOps(calls []int) []porcupine.Operation {
 			Call:     cl.start,
 			Output:   cl.out,
 			Return:   cl.end,
-			Metadata: fmt.Sprintf("%s, ops %d→%d, process %d on %s", h.ops[cl.inv].F, h.ops[cl.inv].Index, h.done(c).Index, p, h.nodes[cl.node]),
+			Metadata: fmt.Sprintf("%s, ops %d→%d, process %d on %s", cl.inv.F, cl.inv.Index, cl.done.Index, p, cl.nodeName),
 		})
 	}
 	return out
-}
-
-// serverCalls returns the calls on node n, in invoke order.
-func (h *history) serverCalls(n int) []int {
-	var out []int
-	for c := range h.calls {
-		if h.calls[c].node == n {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (h *history) nodeID(node string) (int, bool) {
-	for n, name := range h.nodes {
-		if name == node {
-			return n, true
-		}
-	}
-	return 0, false
 }
 
 // CheckServerPorcupine checks with porcupine that the client ops on one
@@ -108,15 +88,23 @@ func (h *history) nodeID(node string) (int, bool) {
 // none; when it expires the result is porcupine.Unknown. It returns an error
 // if ops is malformed (see Validate) or never mentions node.
 func CheckServerPorcupine(ops []histories.Op, node string, timeout time.Duration) (porcupine.CheckResult, porcupine.LinearizationInfo, error) {
-	h, err := parse(ops)
-	if err != nil {
-		return porcupine.Unknown, porcupine.LinearizationInfo{}, err
+	var k Checker
+	var calls []*call
+	k.keep = func(c *call) {
+		if c.nodeName == node {
+			calls = append(calls, c)
+		}
 	}
-	n, ok := h.nodeID(node)
-	if !ok {
+	for i := range ops {
+		if err := k.Add(ops[i]); err != nil {
+			return porcupine.Unknown, porcupine.LinearizationInfo{}, err
+		}
+	}
+	if _, ok := k.nodeIDs[node]; !ok {
 		return porcupine.Unknown, porcupine.LinearizationInfo{}, fmt.Errorf("no client op in the history went to node %q", node)
 	}
-	res, info := porcupine.CheckOperationsVerbose(maxRegister(), h.porcupineOps(h.serverCalls(n)), timeout)
+	slices.SortFunc(calls, func(a, b *call) int { return cmp.Compare(a.inv.Index, b.inv.Index) })
+	res, info := porcupine.CheckOperationsVerbose(maxRegister(), porcupineOps(calls), timeout)
 	return res, info, nil
 }
 
@@ -124,48 +112,73 @@ func CheckServerPorcupine(ops []histories.Op, node string, timeout time.Duration
 // WriteLinearHTML shows.
 const htmlWindow = 20
 
-// WriteLinearHTML finds the first linearizability violation of the sweep
-// (the one whose read completed first) and writes porcupine's HTML
-// visualization of it to w: the ops on that server overlapping the 20
-// before the violating read through the read itself, plus the op whose
-// value the read missed. It returns false, writing nothing, when there is no
-// violation, and an error when ops is malformed or w fails.
-func WriteLinearHTML(ops []histories.Op, w io.Writer) (bool, error) {
-	h, err := parse(ops)
-	if err != nil {
-		return false, err
+// linearWindow is the first violation of the sweep and the ops around it
+// that WriteLinearHTML shows: the ok ops on its server that completed last
+// before it (up to htmlWindow), those that were still running when it
+// completed, and the op whose value it missed.
+type linearWindow struct {
+	v     violation
+	calls []*call
+}
+
+func newLinearWindow(v violation, recent []*call) *linearWindow {
+	w := &linearWindow{v: v, calls: slices.Clone(recent)}
+	if by := v.cause.by; by != nil && !slices.Contains(w.calls, by) {
+		w.calls = append(w.calls, by)
 	}
-	found, _ := sweep(h)
-	if len(found) == 0 {
+	return w
+}
+
+// add takes an op that completed after the violation into the window if it
+// overlapped the violating op.
+func (w *linearWindow) add(c *call) {
+	r := w.v.read
+	if c != r && c.node == r.node && c.start <= r.end && c.status == statusOK {
+		w.calls = append(w.calls, c)
+	}
+}
+
+// WriteLinearHTML finds the first linearizability violation of the sweep
+// (the one whose read completed first) in ops and writes porcupine's HTML
+// visualization of it to w (see Checker.WriteLinearHTML). It returns false,
+// writing nothing, when there is no violation, and an error when ops is
+// malformed or w fails.
+func WriteLinearHTML(ops []histories.Op, w io.Writer) (bool, error) {
+	var k Checker
+	for i := range ops {
+		if err := k.Add(ops[i]); err != nil {
+			return false, err
+		}
+	}
+	return k.WriteLinearHTML(w)
+}
+
+// WriteLinearHTML writes porcupine's HTML visualization of the first
+// linearizability violation among the ops added so far (the one whose read
+// completed first): the ok ops on that server that completed last before
+// it (up to 20) and those still running when it completed, through the
+// violating op itself, plus the op whose value it missed. It returns false,
+// writing nothing, when there is no violation, and an error when the
+// history is malformed or w fails.
+func (k *Checker) WriteLinearHTML(w io.Writer) (bool, error) {
+	if k.err != nil {
+		return false, k.err
+	}
+	win := k.lin.first
+	if win == nil {
 		return false, nil
 	}
-	v := found[0]
-	r := &h.calls[v.read]
-	server := h.serverCalls(r.node)
-	var eligible []int // the ops porcupine sees, in invoke order
-	for _, c := range server {
-		if h.calls[c].status == statusOK {
-			eligible = append(eligible, c)
-		}
-	}
-	at := slices.Index(eligible, v.read)
-	from := h.calls[eligible[max(at-htmlWindow, 0)]].start
-	var window []int
-	for _, c := range eligible {
-		cl := &h.calls[c]
-		if c == v.cause || (cl.start <= r.end && cl.end >= from) {
-			window = append(window, c)
-		}
-	}
+	calls := slices.Clone(win.calls)
+	slices.SortFunc(calls, func(a, b *call) int { return cmp.Compare(a.inv.Index, b.inv.Index) })
+	r := win.v.read
 	model := maxRegister()
-	pops := h.porcupineOps(window)
-	_, info := porcupine.CheckOperationsVerbose(model, pops, 10*time.Second)
+	_, info := porcupine.CheckOperationsVerbose(model, porcupineOps(calls), 10*time.Second)
 	info.AddAnnotations([]porcupine.Annotation{{
 		Tag:             "checker",
 		Start:           r.start,
 		End:             r.end,
-		Description:     fmt.Sprintf("op %d: %d < %d", h.done(v.read).Index, r.out, v.min),
-		Details:         h.explainViolation(v).Message,
+		Description:     fmt.Sprintf("op %d: %d < %d", r.done.Index, r.out, win.v.cause.val),
+		Details:         win.v.explain().Message,
 		BackgroundColor: "#ffb3b3",
 	}})
 	if err := porcupine.Visualize(model, info, w); err != nil {

@@ -3,6 +3,7 @@ package checker
 import (
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -55,7 +56,9 @@ func (c *Counts) finish() {
 }
 
 // Latency holds quantiles of the time from invoke to completion, in
-// nanoseconds.
+// nanoseconds. Max is exact; the quantiles are within 0.8% above the
+// exact nearest-rank ones (the checker keeps a histogram, not every
+// latency).
 type Latency struct {
 	Count int   `json:"count"`
 	P50   int64 `json:"p50_ns"`
@@ -73,41 +76,79 @@ func newStats() Stats {
 	}
 }
 
-// statistics counts how client ops ended, by f and by server, measures
+// statsCheck counts how client ops ended, by f and by server, measures
 // latencies, and counts nemesis ops.
-func statistics(h *history) (Stats, []Anomaly) {
-	col := collector{check: checkStats}
-	s := newStats()
-	s.Ops, s.ClientOps, s.Pending = len(h.ops), len(h.calls), h.pending
-	maps.Copy(s.Nemesis, h.nemesis)
-	fs := [...]string{kindGet: histories.FGet, kindSet: histories.FSet, kindFinalGet: histories.FFinalGet}
-	var byF [len(fs)]Counts
-	var lat [len(fs)][]int64
-	byNode := make([]Counts, len(h.nodes))
-	var all Counts
-	for c := range h.calls {
-		cl := &h.calls[c]
-		byF[cl.kind].add(cl.status)
-		byNode[cl.node].add(cl.status)
-		all.add(cl.status)
-		if cl.status == statusOK {
-			lat[cl.kind] = append(lat[cl.kind], cl.end-cl.start)
+type statsCheck struct {
+	col     collector
+	ops     int
+	calls   int
+	byF     [3]Counts
+	lat     [3]latencies
+	byNode  []Counts
+	nemesis map[string]int
+	// notInstalled counts the nemesis ops whose fault the network failed
+	// to inject; notInstalledOps lists the first few.
+	notInstalled    int
+	notInstalledOps []int64
+}
+
+// maxNotInstalledShown is how many uninstalled nemesis ops Stats names.
+const maxNotInstalledShown = 5
+
+func (s *statsCheck) nemesisOp(op *histories.Op) {
+	s.nemesis[op.F]++
+	if isNotInstalled(op) {
+		s.notInstalled++
+		if len(s.notInstalledOps) < maxNotInstalledShown {
+			s.notInstalledOps = append(s.notInstalledOps, op.Index)
 		}
 	}
+}
+
+func (s *statsCheck) completed(c *call) {
+	s.byF[c.kind].add(c.status)
+	s.byNode[c.node].add(c.status)
+	if c.status == statusOK {
+		s.lat[c.kind].add(c.end - c.start)
+	}
+}
+
+func (s *statsCheck) result(k *Checker) (Stats, []Anomaly) {
+	col := collector{check: checkStats}
+	st := newStats()
+	st.Ops = int(k.ops)
+	pending := len(k.open)
+	st.Pending = pending
+	byF := s.byF
+	byNode := slices.Clone(s.byNode)
+	// Pending ops count as info, on their f and their server.
+	for _, c := range k.open {
+		byF[c.kind].add(statusPending)
+		byNode[c.node].add(statusPending)
+	}
+	var all Counts
+	for _, c := range byF {
+		all.OK += c.OK
+		all.Fail += c.Fail
+		all.Info += c.Info
+	}
+	st.ClientOps = all.OK + all.Fail + all.Info
+	maps.Copy(st.Nemesis, s.nemesis)
+	fs := [...]string{kindGet: histories.FGet, kindSet: histories.FSet, kindFinalGet: histories.FFinalGet}
 	all.finish()
-	s.Availability = all.Availability
+	st.Availability = all.Availability
 	for k, f := range fs {
 		byF[k].finish()
 		if byF[k] != (Counts{}) {
-			s.ByF[f] = byF[k]
+			st.ByF[f] = byF[k]
 		}
-		if len(lat[k]) > 0 {
-			s.Latency[f] = quantiles(lat[k])
+		if s.lat[k].count > 0 {
+			st.Latency[f] = s.lat[k].quantiles()
 		}
 	}
-	for n, name := range h.nodes {
+	for n, name := range k.nodes {
 		byNode[n].finish()
-		s.ByNode[name] = byNode[n]
+		st.ByNode[name] = byNode[n]
 	}
 	var nothing []string // what never succeeded
 	for _, k := range []kind{kindGet, kindSet} {
@@ -121,27 +162,72 @@ func statistics(h *history) (Stats, []Anomaly) {
 		c := byF[k]
 		parts = append(parts, fmt.Sprintf("%s %d ok/%d fail/%d info", fs[k], c.OK, c.Fail, c.Info))
 	}
-	summary := fmt.Sprintf("%d client ops, %.1f%% ok (%s)", len(h.calls), 100*all.Availability, strings.Join(parts, ", "))
-	s.Verdict = col.verdict(summary, summary)
+	summary := fmt.Sprintf("%d client ops, %.1f%% ok (%s)", st.ClientOps, 100*all.Availability, strings.Join(parts, ", "))
+	st.Verdict = col.verdict(summary, summary)
 	if len(nothing) > 0 {
-		s.Valid = Unknown
-		s.Explanation = fmt.Sprintf("%s; but %s: a test that did nothing proves nothing", summary, strings.Join(nothing, " and "))
+		st.Valid = Unknown
+		st.Explanation = fmt.Sprintf("%s; but %s: a test that did nothing proves nothing", summary, strings.Join(nothing, " and "))
 	}
-	if n := len(h.notInstalled); n > 0 && s.Valid == Valid {
-		shown := h.notInstalled[:min(n, 5)]
-		s.Valid = Unknown
-		s.Explanation = fmt.Sprintf("%s; but %s of the nemesis failed to install (op %s): the run did not test every fault it asked for",
-			summary, count(n, "action"), strings.Trim(fmt.Sprint(shown), "[]"))
+	if n := s.notInstalled; n > 0 && st.Valid == Valid {
+		st.Valid = Unknown
+		st.Explanation = fmt.Sprintf("%s; but %s of the nemesis failed to install (op %s): the run did not test every fault it asked for",
+			summary, count(n, "action"), strings.Trim(fmt.Sprint(s.notInstalledOps), "[]"))
 	}
-	return s, col.list
+	return st, col.list
 }
 
-// quantiles sorts ds and returns its nearest-rank quantiles.
-func quantiles(ds []int64) Latency {
-	slices.Sort(ds)
-	n := len(ds)
-	at := func(perMille int) int64 { // the smallest value at or above this fraction of them
-		return ds[max((perMille*n+999)/1000-1, 0)]
+// latencies is a histogram of durations in nanoseconds, in buckets no wider
+// than 1/128 of their lower bound, each keeping its count and the largest
+// duration it holds: memory is bounded whatever the number of ops, the
+// maximum is exact, and every quantile is the largest duration of the bucket
+// it falls in, exact when the bucket holds one distinct value and otherwise
+// at most 0.8% above the true one.
+type latencies struct {
+	count   int
+	buckets []latencyBucket
+}
+
+type latencyBucket struct {
+	n   int
+	max int64
+}
+
+// subBuckets is how many buckets each power of two is split into.
+const subBuckets = 128
+
+// latencyBucketOf returns the bucket of a duration: below 2·subBuckets each
+// value has its own; above, each power of two [2^e, 2^(e+1)) is split into
+// subBuckets equal buckets.
+func latencyBucketOf(d int64) int {
+	if d < 2*subBuckets {
+		return int(max(d, 0))
 	}
-	return Latency{Count: n, P50: at(500), P90: at(900), P99: at(990), Max: ds[n-1]}
+	shift := bits.Len64(uint64(d)) - 8 // so that d>>shift is in [128, 256)
+	return 2*subBuckets + (shift-1)*subBuckets + int(d>>shift) - subBuckets
+}
+
+func (l *latencies) add(d int64) {
+	b := latencyBucketOf(d)
+	if b >= len(l.buckets) {
+		l.buckets = append(l.buckets, make([]latencyBucket, b+1-len(l.buckets))...)
+	}
+	l.count++
+	l.buckets[b].n++
+	l.buckets[b].max = max(l.buckets[b].max, d)
+}
+
+// quantiles returns the nearest-rank quantiles of the durations added.
+func (l *latencies) quantiles() Latency {
+	at := func(perMille int) int64 { // the value at or above this fraction of them
+		rank := max((perMille*l.count+999)/1000, 1)
+		seen := 0
+		for _, b := range l.buckets {
+			seen += b.n
+			if seen >= rank {
+				return b.max
+			}
+		}
+		return 0
+	}
+	return Latency{Count: l.count, P50: at(500), P90: at(900), P99: at(990), Max: at(1000)}
 }

@@ -308,16 +308,18 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	}
 
 	phase = time.Now()
-	ops, err := histories.ReadFile(r.run.File(runstore.HistoryFile))
+	// Check the history as it is on disk, in one streaming pass (README
+	// "Checks"): what a later "ec-counter check" of the run would find.
+	k, err := checkFile(r.run.File(runstore.HistoryFile))
 	if err != nil {
 		return nil, fmt.Errorf("read back history: %w", err)
 	}
-	res := checker.Check(ops)
+	res := k.Result()
 	if err := runstore.WriteJSON(r.run.File(runstore.ResultsFile), res); err != nil {
 		return nil, err
 	}
 	if res.Checks.Linearizable.Valid == checker.Invalid {
-		if err := writeLinearHTML(r.run.File(runstore.LinearFile), ops); err != nil {
+		if err := writeLinearHTML(r.run.File(runstore.LinearFile), k); err != nil {
 			r.logf("could not write %s: %v", runstore.LinearFile, err)
 		}
 	}
@@ -547,12 +549,22 @@ func version() string {
 	return v
 }
 
-func writeLinearHTML(path string, ops []histories.Op) error {
+// checkFile checks the history file at path.
+func checkFile(path string) (*checker.Checker, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return checker.CheckHistory(f)
+}
+
+func writeLinearHTML(path string, k *checker.Checker) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	_, err = checker.WriteLinearHTML(ops, f)
+	_, err = k.WriteLinearHTML(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

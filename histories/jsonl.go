@@ -84,53 +84,86 @@ var ErrTruncated = errors.New("history ends in a truncated line")
 // nemesis op naming the grudge of 200 nodes some tens of kilobytes.
 const MaxLine = 1 << 20
 
-// Read decodes a JSON Lines history. A malformed line is an error naming its
-// line number, and so is a line over MaxLine bytes, except a last line
-// without a trailing newline that is the start of an op cut short (a run
-// that crashed mid-write): Read then returns the ops before it and an error
-// wrapping ErrTruncated, which callers may treat as a warning.
-func Read(r io.Reader) ([]Op, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var ops []Op
-	var long []byte
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadSlice('\n')
+// Reader decodes a JSON Lines history one op at a time, so that a history
+// of any length can be checked in bounded memory. Lines are decoded exactly
+// as encoding/json decodes them into an Op.
+type Reader struct {
+	br     *bufio.Reader
+	long   []byte
+	lineNo int
+	done   bool
+	dec    decoder
+}
+
+// NewReader returns a reader of the history in r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Next returns the next op, or io.EOF after the last. A malformed line is an
+// error naming its line number, and so is a line over MaxLine bytes, except
+// a last line without a trailing newline that is the start of an op cut
+// short (a run that crashed mid-write): Next then returns an error wrapping
+// ErrTruncated, which callers may treat as the end of the history with a
+// warning. After an error, Next returns io.EOF.
+func (r *Reader) Next() (Op, error) {
+	for !r.done {
+		r.lineNo++
+		line, err := r.br.ReadSlice('\n')
 		for err == bufio.ErrBufferFull {
-			if len(long)+len(line) > MaxLine {
-				return ops, fmt.Errorf("history line %d is longer than %d bytes: not a history (one op a line)", lineNo, MaxLine)
+			if len(r.long)+len(line) > MaxLine {
+				return r.fail(fmt.Errorf("history line %d is longer than %d bytes: not a history (one op a line)", r.lineNo, MaxLine))
 			}
-			long = append(long, line...)
-			line, err = br.ReadSlice('\n')
+			r.long = append(r.long, line...)
+			line, err = r.br.ReadSlice('\n')
 		}
-		if long != nil {
-			line = append(long, line...)
-			long = nil
+		if r.long != nil {
+			line = append(r.long, line...)
+			r.long = nil
 		}
 		if len(line) > MaxLine {
-			return ops, fmt.Errorf("history line %d is longer than %d bytes: not a history (one op a line)", lineNo, MaxLine)
-		}
-		if len(line) == 0 && err == io.EOF {
-			return ops, nil
+			return r.fail(fmt.Errorf("history line %d is longer than %d bytes: not a history (one op a line)", r.lineNo, MaxLine))
 		}
 		if err != nil && err != io.EOF {
-			return ops, fmt.Errorf("read history line %d: %w", lineNo, err)
+			return r.fail(fmt.Errorf("read history line %d: %w", r.lineNo, err))
 		}
 		complete := err == nil
+		r.done = !complete
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
 		var op Op
-		if derr := decodeOp(line, &op); derr != nil {
+		if derr := r.dec.decode(line, &op); derr != nil {
 			if !complete && cutShort(line, derr) {
-				return ops, fmt.Errorf("line %d: %w (%v)", lineNo, ErrTruncated, derr)
+				return r.fail(fmt.Errorf("line %d: %w (%v)", r.lineNo, ErrTruncated, derr))
 			}
-			return ops, fmt.Errorf("history line %d: %w", lineNo, derr)
+			return r.fail(fmt.Errorf("history line %d: %w", r.lineNo, derr))
 		}
-		ops = append(ops, op)
-		if !complete {
+		return op, nil
+	}
+	return Op{}, io.EOF
+}
+
+func (r *Reader) fail(err error) (Op, error) {
+	r.done = true
+	return Op{}, err
+}
+
+// Read decodes a whole JSON Lines history into memory; see Reader.Next for
+// its errors. On an error it returns the ops before the bad line.
+func Read(r io.Reader) ([]Op, error) {
+	rd := NewReader(r)
+	var ops []Op
+	for {
+		op, err := rd.Next()
+		if err == io.EOF {
 			return ops, nil
 		}
+		if err != nil {
+			return ops, err
+		}
+		ops = append(ops, op)
 	}
 }
 
@@ -140,19 +173,6 @@ func Read(r io.Reader) ([]Op, error) {
 func cutShort(line []byte, err error) bool {
 	var se *json.SyntaxError
 	return line[0] == '{' && errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end of JSON input")
-}
-
-func decodeOp(line []byte, op *Op) error {
-	if err := json.Unmarshal(line, op); err != nil {
-		return err
-	}
-	if !op.Type.Valid() {
-		return fmt.Errorf("unknown op type %q", op.Type)
-	}
-	if op.F == "" {
-		return errors.New("op has no f")
-	}
-	return nil
 }
 
 // ReadFile reads the history at path; see Read.

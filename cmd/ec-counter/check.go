@@ -35,14 +35,19 @@ func checkCommand() *cli.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			ops, err := histories.ReadFile(path)
+			f, err := os.Open(path)
+			if err != nil {
+				return usageError(err)
+			}
+			defer f.Close()
+			k, err := checker.CheckHistory(f)
+			res := k.Result()
 			if err != nil {
 				if !errors.Is(err, histories.ErrTruncated) {
-					return usageError(err)
+					return usageError(fmt.Errorf("%s: %w", path, err))
 				}
-				fmt.Fprintf(os.Stderr, "warning: %v; checking the %d complete ops before it\n", err, len(ops))
+				fmt.Fprintf(os.Stderr, "warning: %s: %v; checking the %d complete ops before it\n", path, err, res.Checks.Stats.Ops)
 			}
-			res := checker.Check(ops)
 			if c.Bool("json") {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
@@ -50,7 +55,7 @@ func checkCommand() *cli.Command {
 					return harnessFailure(err)
 				}
 			} else {
-				fmt.Printf("%s: %d ops\n", path, len(ops))
+				fmt.Printf("%s: %d ops\n", path, res.Checks.Stats.Ops)
 				res.WriteSummary(os.Stdout)
 			}
 			return exitWith(verdictExit(res.Valid))
