@@ -43,7 +43,6 @@ func newConvergence() Convergence {
 // the largest ok sets and reads (for the anomalies it lists) and counts the
 // rest from the checker's entry per set value.
 type convergenceCheck struct {
-	col   collector
 	first *call   // the first final-get
 	last  []*call // each server's last ok final-get
 	since []*call // the first of its trailing run of equal ones

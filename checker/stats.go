@@ -79,9 +79,6 @@ func newStats() Stats {
 // statsCheck counts how client ops ended, by f and by server, measures
 // latencies, and counts nemesis ops.
 type statsCheck struct {
-	col     collector
-	ops     int
-	calls   int
 	byF     [3]Counts
 	lat     [3]latencies
 	byNode  []Counts
