@@ -14,6 +14,7 @@ import (
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/runstore"
+	"github.com/ec-counter/ec-counter/workload"
 )
 
 // Config describes one test run. The zero value of a field means its
@@ -49,9 +50,16 @@ type Config struct {
 	StopGrace time.Duration `json:"stop_grace"`
 	// StartTimeout bounds the wait for every node to be healthy and see the others.
 	StartTimeout time.Duration `json:"start_timeout"`
-	// Values is the workload's set values: ValuesBoundaries (across 2^31,
-	// 2^32 and 2^53) or ValuesSmall.
+	// Values is the seeded workload's set values:
+	// workload.ValuesBoundaries (across 2^31, 2^32 and 2^53) or
+	// workload.ValuesSmall.
 	Values string `json:"values"`
+	// Workload, when not nil, is what the clients send instead of the
+	// seeded plan (README "Scripted workloads"); it fixes Clients and
+	// Requests. The run stores it as workload.jsonl.
+	Workload workload.Workload `json:"-"`
+	// WorkloadFile names the file Workload was read from, for the record.
+	WorkloadFile string `json:"workload,omitempty"`
 	// Net is the network the nodes run on: NetLab, NetLoopback, or NetAuto
 	// (the lab when this process runs inside the namespace lab.Reexec
 	// makes, else loopback).
@@ -94,6 +102,13 @@ const (
 // cannot be injected on the network in use: a usage error, never a verdict.
 var ErrFaultsUnsupported = errors.New("cannot inject the faults asked for")
 
+// SetWorkload makes the run send w, read from file (for the record),
+// instead of the seeded plan: the workload fixes Clients and Requests.
+func (c *Config) SetWorkload(w workload.Workload, file string) {
+	c.Workload, c.WorkloadFile = w, file
+	c.Clients, c.Requests = w.Clients(), w.MaxPerClient()
+}
+
 // network resolves Net to NetLab or NetLoopback.
 func (c *Config) network() string {
 	if c.Net == NetAuto || c.Net == "" {
@@ -123,7 +138,7 @@ func Defaults() Config {
 		StartTimeout:    20 * time.Second,
 		Net:             NetAuto,
 		Disk:            DiskAuto,
-		Values:          ValuesBoundaries,
+		Values:          workload.ValuesBoundaries,
 	}
 }
 
@@ -200,11 +215,18 @@ func (c *Config) Validate() error {
 		// run without the faults it asked for.
 		errs = append(errs, fieldErr("nemesis_schedule", "%s holds no schedule", c.NemesisSchedule))
 	}
+	if c.WorkloadFile != "" && len(c.Workload) == 0 {
+		errs = append(errs, fieldErr("workload", "%s holds no request", c.WorkloadFile))
+	}
+	if len(c.Workload) > 0 && (c.Workload.Clients() != c.Clients || c.Workload.MaxPerClient() != c.Requests) {
+		errs = append(errs, &FieldError{Field: "workload", Others: []string{"clients", "requests"}, Problem: fmt.Sprintf(
+			"has %d clients of at most %d requests, which %%s and %%s must match (or be left to it)", c.Workload.Clients(), c.Workload.MaxPerClient())})
+	}
 	if len(c.Nemesis) > 0 && c.Script != "" {
 		errs = append(errs, &FieldError{Field: "nemesis", Others: []string{"nemesis_schedule"}, Problem: "and %s exclude each other: give one"})
 	}
 	switch c.Values {
-	case ValuesBoundaries, ValuesSmall:
+	case workload.ValuesBoundaries, workload.ValuesSmall:
 	default:
 		errs = append(errs, fieldErr("values", "must be boundaries or small, got %q", c.Values))
 	}
@@ -290,8 +312,10 @@ func (c *Config) ReplayArgs() []string {
 	}
 	add("--name", c.Name, d.Name)
 	add("--nodes", strconv.Itoa(c.Nodes), strconv.Itoa(d.Nodes))
-	add("--clients", strconv.Itoa(c.Clients), strconv.Itoa(d.Clients))
-	add("--requests", strconv.Itoa(c.Requests), strconv.Itoa(d.Requests))
+	if c.WorkloadFile == "" {
+		add("--clients", strconv.Itoa(c.Clients), strconv.Itoa(d.Clients))
+		add("--requests", strconv.Itoa(c.Requests), strconv.Itoa(d.Requests))
+	}
 	add("--rate", strconv.FormatFloat(c.Rate, 'g', -1, 64), strconv.FormatFloat(d.Rate, 'g', -1, 64))
 	add("--request-timeout", c.RequestTimeout.String(), d.RequestTimeout.String())
 	add("--converge-timeout", c.ConvergeTimeout.String(), d.ConvergeTimeout.String())
@@ -301,7 +325,10 @@ func (c *Config) ReplayArgs() []string {
 	add("--nemesis", strings.Join(c.Nemesis, ","), "")
 	add("--nemesis-interval", c.NemesisInterval.String(), d.NemesisInterval.String())
 	add("--nemesis-schedule", c.NemesisSchedule, "")
-	add("--values", c.Values, d.Values)
+	add("--workload", c.WorkloadFile, "")
+	if c.WorkloadFile == "" {
+		add("--values", c.Values, d.Values)
+	}
 	add("--net", c.Net, d.Net)
 	add("--disk", c.Disk, d.Disk)
 	return args

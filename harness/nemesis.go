@@ -130,7 +130,7 @@ func (cfg *Config) schedule(nodes []string) (nemesis.Schedule, error) {
 // or a minute when they run back to back.
 func (cfg *Config) expectedClientPhase() time.Duration {
 	if cfg.Rate <= 0 {
-		return time.Minute
+		return max(time.Minute, cfg.Workload.Duration())
 	}
-	return time.Duration(float64(cfg.Requests) / cfg.Rate * float64(time.Second))
+	return max(time.Duration(float64(cfg.Requests)/cfg.Rate*float64(time.Second)), cfg.Workload.Duration())
 }

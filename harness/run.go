@@ -21,6 +21,7 @@ import (
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/report"
 	"github.com/ec-counter/ec-counter/runstore"
+	"github.com/ec-counter/ec-counter/workload"
 	"github.com/kballard/go-shellquote"
 )
 
@@ -70,6 +71,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	if !cfg.HasSeed {
 		cfg.Seed = rand.Uint64() >> 1 // keep it readable as a signed int too
 	}
+	w := cfg.Workload
+	if len(w) == 0 {
+		w = workload.Plan(cfg.Seed, cfg.Clients, cfg.Requests, cfg.Values)
+	}
 	start := time.Now()
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
@@ -85,8 +90,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	}
 	defer logFile.Close()
 	out = io.MultiWriter(out, logFile)
-	r := &runner{cfg: cfg, run: run, out: out, start: start}
+	r := &runner{cfg: cfg, run: run, out: out, start: start, workload: w}
+	// The run keeps the workload its clients sent: any run can be edited
+	// and replayed exactly (README "Scripted workloads").
+	if err := atomicfile.WriteFile(run.File(runstore.WorkloadFile), 0o644, w.Encode); err != nil {
+		return nil, err
+	}
 	replay := cfg
+	if len(cfg.Workload) > 0 {
+		replay.WorkloadFile = run.File(runstore.WorkloadFile)
+	}
 	if cfg.Script != "" {
 		// The run keeps its own copy of the script: the replay needs no
 		// other file, and editing the original changes no stored run.
@@ -119,12 +132,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 }
 
 type runner struct {
-	cfg   Config
-	run   runstore.RunDir
-	out   io.Writer
-	start time.Time
-	rec   runstore.Record
-	mu    sync.Mutex // guards out
+	cfg      Config
+	workload workload.Workload // what the clients send
+	run      runstore.RunDir
+	out      io.Writer
+	start    time.Time
+	rec      runstore.Record
+	mu       sync.Mutex // guards out
 
 	nemesisStats string // what the nemesis did, for the summary
 	reported     bool   // the report was attempted at the end of execute
@@ -228,7 +242,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		s, _ := cl.spec(node)
 		c := &clientRun{node: node, api: newCounterClient(s.Addrs.HTTP), timeout: cfg.RequestTimeout}
 		defer c.api.close()
-		if _, err := c.do(ctx, rec, rec.freshProcess(), request{F: histories.FGet}); err != nil {
+		if _, err := c.do(ctx, rec, rec.freshProcess(), workload.Request{F: histories.FGet}); err != nil {
 			r.logf("read of %s after its restart: %v", node, err)
 		}
 	}
@@ -390,12 +404,16 @@ func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) err
 	names := cl.names()
 	var wg sync.WaitGroup
 	errs := make(chan error, r.cfg.Clients)
-	for i := 0; i < r.cfg.Clients; i++ {
+	start := time.Now()
+	for i, reqs := range r.workload.ByClient() {
+		if len(reqs) == 0 {
+			continue
+		}
 		s := cl.specs[i%len(names)]
 		c := &clientRun{
 			node:     s.Name,
 			api:      newCounterClient(s.Addrs.HTTP),
-			reqs:     planRequests(r.cfg.Seed, i, r.cfg.Clients, r.cfg.Requests, r.cfg.Values),
+			reqs:     reqs,
 			interval: intervalOf(r.cfg.Rate),
 			timeout:  r.cfg.RequestTimeout,
 		}
@@ -403,7 +421,7 @@ func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) err
 		go func() {
 			defer wg.Done()
 			defer c.api.close()
-			if err := c.run(ctx, rec, histories.Process(i)); err != nil {
+			if err := c.run(ctx, rec, histories.Process(i), start); err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
 			}
 		}()

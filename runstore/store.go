@@ -22,6 +22,9 @@ const (
 	LinearFile  = "linear.html"   // porcupine's view of a linearizability violation
 	// ScheduleFile is a copy of the scripted schedule the run was given.
 	ScheduleFile = "schedule.txt"
+	// WorkloadFile is the workload the run's clients sent, one request a
+	// line (README "Scripted workloads").
+	WorkloadFile = "workload.jsonl"
 	NodesDir     = "nodes" // nodes/<name>.log: each node's stderr
 	DataDir      = "data"  // data/<name>/: each node's data directory
 	// MountsDir holds the mountpoints of the power-loss file systems while

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/harness"
 	"github.com/ec-counter/ec-counter/nemesis"
+	"github.com/ec-counter/ec-counter/workload"
 )
 
 func testCommand() *cli.Command {
@@ -44,6 +45,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
+			&cli.StringFlag{Name: "workload", Usage: "send the requests of `FILE` (JSON Lines, one request a line, as a run's workload.jsonl) instead of the seeded ones; it fixes --clients and --requests"},
 			&cli.StringFlag{Name: "values", Value: d.Values, Usage: "set `VALUES` of the workload: boundaries (climb across 2^31, 2^32 and 2^53, where integer-width bugs show) or small (readable histories)"},
 			netFlag(),
 			&cli.StringFlag{Name: "disk", Value: d.Disk, Usage: "`DISK` under the nodes' data directories: plain, lazy (a power-loss file system: a crash loses what was not fsynced), torn (lazy, and a crash keeps a random prefix of each file's unsynced writes), or auto (lazy when the nemesis can crash)"},
@@ -99,6 +101,16 @@ func runTest(c *cli.Context) error {
 			return usageError(err)
 		}
 		cfg.Script, cfg.NemesisSchedule = script, path
+	}
+	if path := c.String("workload"); path != "" {
+		if c.IsSet("clients") || c.IsSet("requests") {
+			return usageError(errors.New("--workload fixes the clients and their requests: drop --clients and --requests"))
+		}
+		w, err := readWorkload(path)
+		if err != nil {
+			return usageError(err)
+		}
+		cfg.SetWorkload(w, path)
 	}
 	cfg.Bug = c.String("bug")
 	cfg.Values = c.String("values")
@@ -195,6 +207,20 @@ func readSchedule(path string) (string, error) {
 		return "", fmt.Errorf("--nemesis-schedule %w", err)
 	}
 	return string(b), nil
+}
+
+// readWorkload reads and parses a --workload file.
+func readWorkload(path string) (workload.Workload, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--workload: %w", err)
+	}
+	defer f.Close()
+	w, err := workload.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("--workload %s: %w", path, err)
+	}
+	return w, nil
 }
 
 // programName is how a replay command names this program: "go run
