@@ -25,8 +25,13 @@ const (
 	// WorkloadFile is the workload the run's clients sent, one request a
 	// line (README "Scripted workloads").
 	WorkloadFile = "workload.jsonl"
-	NodesDir     = "nodes" // nodes/<name>.log: each node's stderr
-	DataDir      = "data"  // data/<name>/: each node's data directory
+	// ShrinkDir holds what "ec-counter shrink" found: the shrunk case's
+	// schedule.txt and workload.jsonl, its ShrinkSummaryFile, and run/,
+	// its last failing run.
+	ShrinkDir         = "shrink"
+	ShrinkSummaryFile = "summary.txt"
+	NodesDir          = "nodes" // nodes/<name>.log: each node's stderr
+	DataDir           = "data"  // data/<name>/: each node's data directory
 	// MountsDir holds the mountpoints of the power-loss file systems while
 	// a run can crash nodes; their durable state is in DataDir.
 	MountsDir  = "mnt"

@@ -70,6 +70,7 @@ func run() int {
 			serveCommand(),
 			doctorCommand(),
 			junitMergeCommand(),
+			shrinkCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

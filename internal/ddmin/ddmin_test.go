@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 // oneMinimal checks that test fails on got and passes on got without any
@@ -41,7 +43,7 @@ func list(n int) []int {
 func TestMinimizeFindsTheCause(t *testing.T) {
 	fails := func(c []int) bool { return slices.Contains(c, 3) && slices.Contains(c, 71) }
 	calls := 0
-	got, err := Minimize(t.Context(), list(100), wrap(&calls, fails))
+	got, err := Minimize(t.Context(), list(100), wrap(&calls, fails), 1)
 	if err != nil || !slices.Equal(got, []int{3, 71}) {
 		t.Fatalf("Minimize = %v, %v; want [3 71]", got, err)
 	}
@@ -102,7 +104,7 @@ func TestMinimizeIsOneMinimal(t *testing.T) {
 			continue
 		}
 		calls := 0
-		got, err := Minimize(t.Context(), items, wrap(&calls, fails))
+		got, err := Minimize(t.Context(), items, wrap(&calls, fails), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +117,7 @@ func TestMinimizeIsOneMinimal(t *testing.T) {
 
 func TestMinimizeEmptyFails(t *testing.T) {
 	calls := 0
-	got, err := Minimize(t.Context(), list(10), wrap(&calls, func([]int) bool { return true }))
+	got, err := Minimize(t.Context(), list(10), wrap(&calls, func([]int) bool { return true }), 1)
 	if err != nil || len(got) != 0 || calls != 1 {
 		t.Errorf("a test that always fails: %v, %v after %d tests; want [] after 1", got, err, calls)
 	}
@@ -132,7 +134,7 @@ func TestMinimizeStopsOnError(t *testing.T) {
 			return false, budget
 		}
 		return slices.Contains(c, 5), nil
-	})
+	}, 1)
 	if !errors.Is(err, budget) {
 		t.Fatalf("error %v, want the test's", err)
 	}
@@ -150,8 +152,37 @@ func TestMinimizeNeverRepeatsACandidate(t *testing.T) {
 		}
 		seen[k] = true
 		return slices.Contains(c, 7) && slices.Contains(c, 8) && slices.Contains(c, 30), nil
-	})
+	}, 1)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMinimizeInParallel: testing several candidates at once gives the same
+// result as one at a time, and does run them side by side.
+func TestMinimizeInParallel(t *testing.T) {
+	fails := func(c []int) bool { return slices.Contains(c, 13) && slices.Contains(c, 40) && slices.Contains(c, 41) }
+	serial, err := Minimize(t.Context(), list(64), func(_ context.Context, c []int) (bool, error) { return fails(c), nil }, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	running, most := 0, 0
+	par, err := Minimize(t.Context(), list(64), func(_ context.Context, c []int) (bool, error) {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return fails(c), nil
+	}, 4)
+	if err != nil || !slices.Equal(par, serial) {
+		t.Fatalf("parallel %v, %v; serial %v", par, err, serial)
+	}
+	if most < 2 || most > 4 {
+		t.Errorf("at most %d candidates ran at once, want 2 to 4", most)
 	}
 }

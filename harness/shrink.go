@@ -1,0 +1,508 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/internal/atomicfile"
+	"github.com/ec-counter/ec-counter/internal/ddmin"
+	"github.com/ec-counter/ec-counter/nemesis"
+	"github.com/ec-counter/ec-counter/runstore"
+	"github.com/ec-counter/ec-counter/workload"
+)
+
+// ShrinkOptions says how hard Shrink tries (README "Shrinking a failing
+// run").
+type ShrinkOptions struct {
+	// Budget bounds the whole search, the final reproduction included
+	// (default 10 minutes).
+	Budget time.Duration
+	// Tries is how many runs judge a candidate (default 3): it fails when
+	// at least half of them, rounded up, fail the original's check.
+	Tries int
+	// Parallel is how many runs go at once (default 3).
+	Parallel int
+	// Program is how the replay command names this program.
+	Program string
+}
+
+// Errors of Shrink that say why there is nothing to shrink.
+var (
+	// ErrNothingToShrink: the run is valid or unknown.
+	ErrNothingToShrink = errors.New("nothing to shrink")
+	// ErrNotReproduced: the run's failure did not come back often enough.
+	ErrNotReproduced = errors.New("the failure did not reproduce")
+)
+
+// CaseSize measures a test case.
+type CaseSize struct {
+	Steps    int `json:"steps"`    // fault steps of the schedule
+	Clients  int `json:"clients"`  // clients that send at least one request
+	Requests int `json:"requests"` // requests of the workload
+	Nodes    int `json:"nodes"`
+}
+
+// smaller reports whether s is smaller than t: no larger in any measure,
+// and not equal.
+func (s CaseSize) smaller(t CaseSize) bool {
+	return s != t && s.Steps <= t.Steps && s.Clients <= t.Clients && s.Requests <= t.Requests && s.Nodes <= t.Nodes
+}
+
+func (s CaseSize) String() string {
+	return fmt.Sprintf("%d steps, %d clients, %d requests, %d nodes", s.Steps, s.Clients, s.Requests, s.Nodes)
+}
+
+// ShrinkResult is what Shrink found.
+type ShrinkResult struct {
+	Dir      string // RUN/shrink
+	Check    string // the check the original failed, which every kept case fails
+	Original CaseSize
+	Shrunk   CaseSize
+	Runs     int // runs tried in all
+	// Failed of Tried final runs of the shrunk case failed the check.
+	Failed, Tried int
+	Replay        string // the command that re-runs the shrunk case
+	Elapsed       time.Duration
+	// Exhausted is true when the budget ran out before the search ended.
+	Exhausted bool
+}
+
+// shrinkCase is a test case: a schedule, a workload and a cluster size.
+type shrinkCase struct {
+	steps []nemesis.Step
+	work  workload.Workload
+	nodes int
+}
+
+func (c shrinkCase) size() CaseSize {
+	return CaseSize{Steps: len(c.steps), Clients: len(slices.DeleteFunc(c.work.ByClient(), func(r []workload.Request) bool { return len(r) == 0 })),
+		Requests: len(c.work), Nodes: c.nodes}
+}
+
+// shrinker runs candidates of one shrink.
+type shrinker struct {
+	base  Config
+	check string
+	opts  ShrinkOptions
+	out   io.Writer
+	runs  string // where candidate runs are stored
+	// origStore and origName are the original run's, for the replay.
+	origStore, origName string
+	mu                  sync.Mutex
+	tried               int
+	best                shrinkCase
+	start               time.Time
+}
+
+// Shrink looks for a smaller test case that fails the same check as the
+// stored invalid run at dir (README "Shrinking a failing run"): with the
+// same configuration (node command, bug, network, seed), it removes fault
+// steps, shortens fault windows, and removes requests, clients and nodes,
+// by delta debugging, keeping each reduction only while the candidate
+// still fails in at least half of opts.Tries runs. It writes dir/shrink/
+// (schedule.txt, workload.jsonl, summary.txt and run/, the last failing
+// run of the shrunk case) and prints its progress to out.
+func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io.Writer) (*ShrinkResult, error) {
+	opts.Budget = cmpOr(opts.Budget, 10*time.Minute)
+	opts.Tries = max(opts.Tries, 1)
+	if opts.Tries == 1 && opts.Parallel == 0 {
+		opts.Parallel = 1
+	}
+	opts.Parallel = max(cmpOr(opts.Parallel, 3), 1)
+	start := time.Now()
+	rec, err := runstore.ReadRecord(dir)
+	if err != nil {
+		return nil, err
+	}
+	res, err := runstore.ReadResults(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s has no results (%v)", ErrNothingToShrink, dir, err)
+	}
+	check := ""
+	for _, v := range res.Verdicts() {
+		if v.Valid == checker.Invalid {
+			check = v.Name
+			break
+		}
+	}
+	if check == "" {
+		return nil, fmt.Errorf("%w: %s is %s, not invalid", ErrNothingToShrink, dir, res.Valid)
+	}
+	cfg := Defaults()
+	if err := json.Unmarshal(rec.Config, &cfg); err != nil {
+		return nil, fmt.Errorf("read %s's configuration: %w", dir, err)
+	}
+	cfg.HasSeed, cfg.Seed = true, rec.Seed
+	orig, err := loadCase(dir, rec, &cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	shrinkDir := dir.File(runstore.ShrinkDir)
+	if err := os.RemoveAll(shrinkDir); err != nil {
+		return nil, err
+	}
+	s := &shrinker{base: cfg, check: check, opts: opts, out: out, runs: filepath.Join(shrinkDir, "runs"), best: orig, start: start}
+	s.origStore, s.origName = cfg.Store, cfg.Name
+	s.base.Store, s.base.Name = s.runs, "candidate"
+	s.base.Nemesis, s.base.NemesisSchedule, s.base.Script = nil, "", ""
+	s.base.Program = opts.Program
+	fmt.Fprintf(out, "shrink %s: it failed %s; original case: %s; each candidate judged by %d runs, failing when at least %d fail; budget %s\n",
+		dir, check, orig.size(), opts.Tries, s.need(), opts.Budget)
+
+	// Does the original fail, with its requests pinned to their times?
+	round := time.Now()
+	failed, _, err := s.judge(ctx, orig, opts.Tries, false)
+	if err != nil {
+		return nil, err
+	}
+	if failed < s.need() {
+		return nil, fmt.Errorf("%w: the original case failed %s in %d of %d runs, fewer than %d (timing decides too much; try more --tries)",
+			ErrNotReproduced, check, failed, opts.Tries, s.need())
+	}
+	roundTime := time.Since(round)
+	fmt.Fprintf(out, "  original fails in %d of %d runs (%s a round)\n", failed, opts.Tries, roundTime.Round(time.Second))
+
+	// Search, keeping a round's time (and some) for the final reproduction.
+	search, cancel := context.WithDeadline(ctx, start.Add(opts.Budget-roundTime-roundTime/4))
+	defer cancel()
+	exhausted := s.search(search) != nil
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+
+	// How often does the shrunk case fail?
+	failed, kept, err := s.judge(ctx, s.best, opts.Tries, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.finish(dir, shrinkDir, orig, failed, kept, exhausted)
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// loadCase reads a stored run's case: its schedule as run, and its
+// workload with every request pinned to the time it was sent at (its
+// client's pace), so that removing requests moves no other.
+func loadCase(dir runstore.RunDir, rec *runstore.Record, cfg *Config) (shrinkCase, error) {
+	steps, err := nemesis.ParseSchedule(strings.NewReader(rec.Schedule), nodeNames(cfg.Nodes), cfg.Seed)
+	if err != nil {
+		return shrinkCase{}, fmt.Errorf("%s's schedule: %w", dir, err)
+	}
+	w := cfg.Workload
+	if f, err := os.Open(dir.File(runstore.WorkloadFile)); err == nil {
+		w, err = workload.Parse(f)
+		f.Close()
+		if err != nil {
+			return shrinkCase{}, fmt.Errorf("%s: %w", dir.File(runstore.WorkloadFile), err)
+		}
+	} else {
+		w = workload.Plan(cfg.Seed, cfg.Clients, cfg.Requests, cfg.Values) // a run from before workload.jsonl
+	}
+	w = slices.Clone(w)
+	interval := intervalOf(cfg.Rate)
+	nth := make(map[int]int)
+	for i := range w {
+		if !w[i].HasAt && interval > 0 {
+			w[i].At, w[i].HasAt = time.Duration(nth[w[i].Client])*interval, true
+		}
+		nth[w[i].Client]++
+	}
+	return shrinkCase{steps: steps, work: w, nodes: cfg.Nodes}, nil
+}
+
+// need is how many of Tries runs must fail for a candidate to fail.
+func (s *shrinker) need() int { return (s.opts.Tries + 1) / 2 }
+
+// search shrinks s.best in phases; it returns the context's error when the
+// budget ran out.
+func (s *shrinker) search(ctx context.Context) error {
+	smallest := s.best.size()
+	fails := func(c shrinkCase) (bool, error) {
+		n, _, err := s.judge(ctx, c, s.opts.Tries, false)
+		if err != nil {
+			return false, err
+		}
+		ok := n >= s.need()
+		if size := c.size(); ok && size.smaller(smallest) {
+			s.mu.Lock()
+			smallest = size
+			fmt.Fprintf(s.out, "    fails: %s (%d runs, %s)\n", size, s.tried, time.Since(s.start).Round(time.Second))
+			s.mu.Unlock()
+		}
+		return ok, nil
+	}
+	// Candidates tested at once, each by its runs side by side.
+	par := max(s.opts.Parallel/min(s.opts.Parallel, s.opts.Tries), 1)
+	// Fault steps.
+	base := s.best
+	steps, err := ddmin.Minimize(ctx, base.steps, func(ctx context.Context, steps []nemesis.Step) (bool, error) {
+		c := base
+		c.steps = steps
+		return fails(c)
+	}, par)
+	s.best.steps = steps
+	if err != nil {
+		return err
+	}
+	s.progress("steps")
+	// Fault windows: halve each while the case still fails.
+	if err := s.shortenWindows(ctx, fails); err != nil {
+		return err
+	}
+	// Requests, then whole clients.
+	base = s.best
+	work, err := ddmin.Minimize(ctx, base.work, func(ctx context.Context, w []workload.Request) (bool, error) {
+		if len(w) == 0 {
+			return false, nil
+		}
+		c := base
+		c.work = w
+		return fails(c)
+	}, par)
+	s.best.work = work
+	if err != nil {
+		return err
+	}
+	s.progress("requests")
+	base = s.best
+	var ids []int
+	for id, reqs := range base.work.ByClient() {
+		if len(reqs) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	keep, err := ddmin.Minimize(ctx, ids, func(ctx context.Context, ids []int) (bool, error) {
+		c := base
+		c.work = slices.DeleteFunc(slices.Clone(base.work), func(r workload.Request) bool { return !slices.Contains(ids, r.Client) })
+		if len(c.work) == 0 {
+			return false, nil
+		}
+		return fails(c)
+	}, par)
+	if err == nil {
+		s.best.work = slices.DeleteFunc(slices.Clone(base.work), func(r workload.Request) bool { return !slices.Contains(keep, r.Client) })
+	}
+	if err != nil {
+		return err
+	}
+	s.progress("clients")
+	// Nodes: fewer, while the schedule still names only nodes that exist.
+	for n := s.best.nodes - 1; n >= 1; n-- {
+		c := s.best
+		c.nodes = n
+		if _, err := nemesis.ParseSchedule(strings.NewReader(nemesis.Schedule(c.steps).String()), nodeNames(n), s.base.Seed); err != nil {
+			break
+		}
+		ok, err := fails(c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		s.best = c
+	}
+	s.progress("nodes")
+	return nil
+}
+
+// shortenWindows halves the time between each fault's start and its end
+// (the next step that undoes it), up to three times, while the case fails.
+func (s *shrinker) shortenWindows(ctx context.Context, fails func(shrinkCase) (bool, error)) error {
+	for i := 0; i < len(s.best.steps); i++ {
+		end := windowEnd(s.best.steps, i)
+		if end < 0 {
+			continue
+		}
+		for range 3 {
+			c := s.best
+			steps := slices.Clone(c.steps)
+			gap := steps[end].At - steps[i].At
+			if gap < 20*time.Millisecond {
+				break
+			}
+			moved := steps[end]
+			moved.At = (steps[i].At + gap/2).Truncate(time.Millisecond)
+			steps = slices.Delete(steps, end, end+1)
+			at, _ := slices.BinarySearchFunc(steps, moved.At, func(s nemesis.Step, t time.Duration) int {
+				if s.At <= t {
+					return -1
+				}
+				return 1
+			})
+			steps = slices.Insert(steps, at, moved)
+			c.steps = steps
+			ok, err := fails(c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			s.best = c
+			end = slices.IndexFunc(steps, func(st nemesis.Step) bool { return st.At == moved.At && st.Action == moved.Action })
+		}
+	}
+	s.progress("windows")
+	return nil
+}
+
+// windowEnd returns the index of the step that ends the fault step i
+// starts, or -1.
+func windowEnd(steps []nemesis.Step, i int) int {
+	undo := map[string]string{
+		nemesis.FStartPartition: nemesis.FStopPartition, nemesis.FStartLink: nemesis.FStopLink,
+		nemesis.FKill: nemesis.FRestart, nemesis.FCrash: nemesis.FRestart, nemesis.FPause: nemesis.FResume,
+	}
+	want, ok := undo[steps[i].Action]
+	if !ok {
+		return -1
+	}
+	for j := i + 1; j < len(steps); j++ {
+		if steps[j].Action == want && (len(steps[i].Nodes) == 0 || slices.Equal(steps[j].Nodes, steps[i].Nodes)) {
+			return j
+		}
+	}
+	return -1
+}
+
+func (s *shrinker) progress(phase string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.out, "  after %-8s %s (%d runs, %s)\n", phase+":", s.best.size(), s.tried, time.Since(s.start).Round(time.Second))
+}
+
+// judge runs c up to tries times, side by side (at most Parallel at a
+// time), and returns how many runs failed the check. With all (the final
+// reproduction) it runs every try and keeps the last failing run,
+// returning its directory; otherwise it stops as soon as the verdict (at
+// least need failing) is decided, and keeps no run.
+func (s *shrinker) judge(ctx context.Context, c shrinkCase, tries int, all bool) (failed int, kept string, err error) {
+	cfg := s.base
+	cfg.Nodes = c.nodes
+	cfg.Script = nemesis.Schedule(c.steps).String()
+	cfg.SetWorkload(c.work, "")
+	if err := cfg.Validate(); err != nil {
+		return 0, "", nil // not a case that can run: it does not fail
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	passed := 0
+	g := new(errgroup.Group)
+	g.SetLimit(min(s.opts.Parallel, tries))
+	for range tries {
+		g.Go(func() error {
+			if rctx.Err() != nil {
+				return nil
+			}
+			o, err := Run(rctx, cfg, io.Discard)
+			mu.Lock()
+			defer mu.Unlock()
+			s.mu.Lock()
+			s.tried++
+			s.mu.Unlock()
+			if o != nil && err == nil && s.failsCheck(o.Result) {
+				failed++
+				if kept != "" {
+					os.RemoveAll(kept)
+				}
+				kept = o.Dir
+				if !all {
+					os.RemoveAll(kept)
+					kept = ""
+				}
+			} else {
+				passed++
+				if o != nil {
+					os.RemoveAll(o.Dir)
+				}
+			}
+			if !all && (failed >= s.need() || passed > tries-s.need()) {
+				cancel()
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if ctx.Err() != nil {
+		return failed, kept, ctx.Err()
+	}
+	return failed, kept, nil
+}
+
+func (s *shrinker) failsCheck(r checker.Result) bool {
+	for _, v := range r.Verdicts() {
+		if v.Name == s.check {
+			return v.Valid == checker.Invalid
+		}
+	}
+	return false
+}
+
+// finish writes RUN/shrink and returns the result.
+func (s *shrinker) finish(dir runstore.RunDir, shrinkDir string, orig shrinkCase, failed int, kept string, exhausted bool) (*ShrinkResult, error) {
+	best := s.best
+	sched := filepath.Join(shrinkDir, runstore.ScheduleFile)
+	if err := atomicfile.WriteBytes(sched, 0o644, []byte(nemesis.Schedule(best.steps).String())); err != nil {
+		return nil, err
+	}
+	work := filepath.Join(shrinkDir, runstore.WorkloadFile)
+	if err := atomicfile.WriteFile(work, 0o644, best.work.Encode); err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(shrinkDir, "run")
+	if kept != "" {
+		if err := os.Rename(kept, runDir); err != nil {
+			return nil, fmt.Errorf("keep the shrunk case's failing run: %w", err)
+		}
+	}
+	os.RemoveAll(s.runs)
+
+	replay := s.base
+	replay.Nodes = best.nodes
+	replay.Store, replay.Name = s.origStore, s.origName
+	replay.Script, replay.NemesisSchedule = nemesis.Schedule(best.steps).String(), sched
+	replay.SetWorkload(best.work, work)
+	r := &ShrinkResult{
+		Dir: shrinkDir, Check: s.check, Original: orig.size(), Shrunk: best.size(),
+		Runs: s.tried, Failed: failed, Tried: s.opts.Tries, Replay: replay.replayCommand(),
+		Elapsed: time.Since(s.start), Exhausted: exhausted,
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "shrunk %s, which failed %s\n", dir, s.check)
+	fmt.Fprintf(&b, "original: %s\n", r.Original)
+	fmt.Fprintf(&b, "shrunk:   %s\n", r.Shrunk)
+	fmt.Fprintf(&b, "runs:     %d in %s", r.Runs, r.Elapsed.Round(time.Second))
+	if exhausted {
+		b.WriteString(" (the budget ran out before the search ended)")
+	}
+	fmt.Fprintf(&b, "\nfails:    %d of %d runs of the shrunk case failed %s\n", failed, r.Tried, s.check)
+	if kept != "" {
+		fmt.Fprintf(&b, "run:      %s\n", runDir)
+	}
+	fmt.Fprintf(&b, "replay: %s\n", r.Replay)
+	if err := atomicfile.WriteBytes(filepath.Join(shrinkDir, runstore.ShrinkSummaryFile), 0o644, []byte(b.String())); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
