@@ -32,7 +32,8 @@ type ShrinkOptions struct {
 	// Tries is how many runs judge a candidate (default 3): it fails when
 	// at least half of them, rounded up, fail the original's check.
 	Tries int
-	// Parallel is how many runs go at once (default 3).
+	// Parallel is how many runs go at once (default 6: with 3 tries, two
+	// candidates side by side).
 	Parallel int
 	// Program is how the replay command names this program.
 	Program string
@@ -120,7 +121,7 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 	if opts.Tries == 1 && opts.Parallel == 0 {
 		opts.Parallel = 1
 	}
-	opts.Parallel = max(cmpOr(opts.Parallel, 3), 1)
+	opts.Parallel = max(cmpOr(opts.Parallel, 6), 1)
 	start := time.Now()
 	rec, err := runstore.ReadRecord(dir)
 	if err != nil {

@@ -40,6 +40,15 @@ func (r *Stored) WriteText(w io.Writer) error {
 	}
 	line("replay", info.Replay)
 	if r.Dir != "" {
+		// A shrunk case (README "Shrinking a failing run").
+		summary := filepath.Join(r.Dir, runstore.ShrinkDir, runstore.ShrinkSummaryFile)
+		if data, err := os.ReadFile(summary); err == nil {
+			for l := range strings.Lines(string(data)) {
+				if rest, ok := strings.CutPrefix(l, "shrunk:"); ok {
+					line("shrunk", strings.TrimSpace(rest)+" (see "+summary+")")
+				}
+			}
+		}
 		if _, err := os.Stat(filepath.Join(r.Dir, runstore.ReportFile)); err == nil {
 			line("report", filepath.Join(r.Dir, runstore.ReportFile))
 		}

@@ -32,7 +32,7 @@ func shrinkCommand() *cli.Command {
 			storeFlag(),
 			&cli.DurationFlag{Name: "budget", Value: 10 * time.Minute, Usage: "stop searching after `D` (the final reproduction included)"},
 			&cli.IntFlag{Name: "tries", Value: 3, Usage: "judge each candidate by `N` runs: it fails when at least half of them (rounded up) fail"},
-			&cli.IntFlag{Name: "parallel", Value: 3, Usage: "run up to `P` runs at once"},
+			&cli.IntFlag{Name: "parallel", Value: 6, Usage: "run up to `P` runs at once (with --tries 3, two candidates side by side)"},
 		},
 		Action: func(c *cli.Context) error {
 			args, err := positional(c)
