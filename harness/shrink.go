@@ -110,7 +110,7 @@ type shrinker struct {
 // Shrink looks for a smaller test case that fails the same check as the
 // stored invalid run at dir (README "Shrinking a failing run"): with the
 // same configuration (node command, bug, network, seed), it removes fault
-// steps, shortens fault windows, and removes requests, clients and nodes,
+// steps, shortens fault windows, and removes clients, nodes and requests,
 // by delta debugging, keeping each reduction only while the candidate
 // still fails in at least half of opts.Tries runs. It writes dir/shrink/
 // (schedule.txt, workload.jsonl, summary.txt and run/, the last failing
@@ -269,21 +269,7 @@ func (s *shrinker) search(ctx context.Context) error {
 	if err := s.shortenWindows(ctx, fails); err != nil {
 		return err
 	}
-	// Requests, then whole clients.
-	base = s.best
-	work, err := ddmin.Minimize(ctx, base.work, func(ctx context.Context, w []workload.Request) (bool, error) {
-		if len(w) == 0 {
-			return false, nil
-		}
-		c := base
-		c.work = w
-		return fails(c)
-	}, par)
-	s.best.work = work
-	if err != nil {
-		return err
-	}
-	s.progress("requests")
+	// Whole clients first: the cheapest large cut.
 	base = s.best
 	var ids []int
 	for id, reqs := range base.work.ByClient() {
@@ -323,6 +309,21 @@ func (s *shrinker) search(ctx context.Context) error {
 		s.best = c
 	}
 	s.progress("nodes")
+	// Requests, one by one.
+	base = s.best
+	work, err := ddmin.Minimize(ctx, base.work, func(ctx context.Context, w []workload.Request) (bool, error) {
+		if len(w) == 0 {
+			return false, nil
+		}
+		c := base
+		c.work = w
+		return fails(c)
+	}, par)
+	s.best.work = work
+	if err != nil {
+		return err
+	}
+	s.progress("requests")
 	return nil
 }
 
