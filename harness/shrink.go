@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,9 @@ var (
 	// ErrNotReproduced: the run's failure did not come back often enough.
 	ErrNotReproduced = errors.New("the failure did not reproduce")
 )
+
+// errCannotRun marks a case whose configuration does not validate.
+var errCannotRun = errors.New("the case cannot run")
 
 // CaseSize measures a test case.
 type CaseSize struct {
@@ -116,12 +120,9 @@ type shrinker struct {
 // (schedule.txt, workload.jsonl, summary.txt and run/, the last failing
 // run of the shrunk case) and prints its progress to out.
 func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io.Writer) (*ShrinkResult, error) {
-	opts.Budget = cmpOr(opts.Budget, 10*time.Minute)
+	opts.Budget = cmp.Or(opts.Budget, 10*time.Minute)
 	opts.Tries = max(opts.Tries, 1)
-	if opts.Tries == 1 && opts.Parallel == 0 {
-		opts.Parallel = 1
-	}
-	opts.Parallel = max(cmpOr(opts.Parallel, 6), 1)
+	opts.Parallel = max(cmp.Or(opts.Parallel, 6), 1)
 	start := time.Now()
 	rec, err := runstore.ReadRecord(dir)
 	if err != nil {
@@ -160,12 +161,13 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 	s.base.Store, s.base.Name = s.runs, "candidate"
 	s.base.Nemesis, s.base.NemesisSchedule, s.base.Script = nil, "", ""
 	s.base.Program = opts.Program
+	defer os.RemoveAll(s.runs) // the candidates' runs, also when interrupted
 	fmt.Fprintf(out, "shrink %s: it failed %s; original case: %s; each candidate judged by %d runs, failing when at least %d fail; budget %s\n",
 		dir, check, orig.size(), opts.Tries, s.need(), opts.Budget)
 
 	// Does the original fail, with its requests pinned to their times?
 	round := time.Now()
-	failed, _, err := s.judge(ctx, orig, opts.Tries, false)
+	failed, _, err := s.judge(ctx, orig, opts.Tries, true)
 	if err != nil {
 		return nil, err
 	}
@@ -190,14 +192,6 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 		return nil, err
 	}
 	return s.finish(dir, shrinkDir, orig, failed, kept, exhausted)
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // loadCase reads a stored run's case: its schedule as run, and its
@@ -239,6 +233,9 @@ func (s *shrinker) search(ctx context.Context) error {
 	smallest := s.best.size()
 	fails := func(c shrinkCase) (bool, error) {
 		n, _, err := s.judge(ctx, c, s.opts.Tries, false)
+		if errors.Is(err, errCannotRun) {
+			return false, nil // a candidate that cannot run does not fail
+		}
 		if err != nil {
 			return false, err
 		}
@@ -404,7 +401,7 @@ func (s *shrinker) judge(ctx context.Context, c shrinkCase, tries int, all bool)
 	cfg.Script = nemesis.Schedule(c.steps).String()
 	cfg.SetWorkload(c.work, "")
 	if err := cfg.Validate(); err != nil {
-		return 0, "", nil // not a case that can run: it does not fail
+		return 0, "", fmt.Errorf("%w: %w", errCannotRun, err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
