@@ -202,7 +202,7 @@ func loadCase(dir runstore.RunDir, rec *runstore.Record, cfg *Config) (shrinkCas
 	if err != nil {
 		return shrinkCase{}, fmt.Errorf("%s's schedule: %w", dir, err)
 	}
-	w := cfg.Workload
+	var w workload.Workload
 	if f, err := os.Open(dir.File(runstore.WorkloadFile)); err == nil {
 		w, err = workload.Parse(f)
 		f.Close()
