@@ -66,7 +66,13 @@ func (s CaseSize) smaller(t CaseSize) bool {
 }
 
 func (s CaseSize) String() string {
-	return fmt.Sprintf("%d steps, %d clients, %d requests, %d nodes", s.Steps, s.Clients, s.Requests, s.Nodes)
+	n := func(k int, noun string) string {
+		if k == 1 {
+			return "1 " + noun
+		}
+		return fmt.Sprintf("%d %ss", k, noun)
+	}
+	return n(s.Steps, "step") + ", " + n(s.Clients, "client") + ", " + n(s.Requests, "request") + ", " + n(s.Nodes, "node")
 }
 
 // ShrinkResult is what Shrink found.
