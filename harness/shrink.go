@@ -257,14 +257,10 @@ func (s *shrinker) search(ctx context.Context) error {
 	// Candidates tested at once, each by its runs side by side.
 	par := max(s.opts.Parallel/min(s.opts.Parallel, s.opts.Tries), 1)
 	// Fault steps.
-	base := s.best
-	steps, err := ddmin.Minimize(ctx, base.steps, func(ctx context.Context, steps []nemesis.Step) (bool, error) {
-		c := base
+	if err := minimize(ctx, s, s.best.steps, func(c shrinkCase, steps []nemesis.Step) shrinkCase {
 		c.steps = steps
-		return fails(c)
-	}, par)
-	s.best.steps = steps
-	if err != nil {
+		return c
+	}, fails, par); err != nil {
 		return err
 	}
 	s.progress("steps")
@@ -273,25 +269,17 @@ func (s *shrinker) search(ctx context.Context) error {
 		return err
 	}
 	// Whole clients first: the cheapest large cut.
-	base = s.best
 	var ids []int
-	for id, reqs := range base.work.ByClient() {
+	for id, reqs := range s.best.work.ByClient() {
 		if len(reqs) > 0 {
 			ids = append(ids, id)
 		}
 	}
-	keep, err := ddmin.Minimize(ctx, ids, func(ctx context.Context, ids []int) (bool, error) {
-		c := base
-		c.work = slices.DeleteFunc(slices.Clone(base.work), func(r workload.Request) bool { return !slices.Contains(ids, r.Client) })
-		if len(c.work) == 0 {
-			return false, nil
-		}
-		return fails(c)
-	}, par)
-	if err == nil {
-		s.best.work = slices.DeleteFunc(slices.Clone(base.work), func(r workload.Request) bool { return !slices.Contains(keep, r.Client) })
-	}
-	if err != nil {
+	all := s.best.work
+	if err := minimize(ctx, s, ids, func(c shrinkCase, ids []int) shrinkCase {
+		c.work = slices.DeleteFunc(slices.Clone(all), func(r workload.Request) bool { return !slices.Contains(ids, r.Client) })
+		return c
+	}, fails, par); err != nil {
 		return err
 	}
 	s.progress("clients")
@@ -313,21 +301,31 @@ func (s *shrinker) search(ctx context.Context) error {
 	}
 	s.progress("nodes")
 	// Requests, one by one.
-	base = s.best
-	work, err := ddmin.Minimize(ctx, base.work, func(ctx context.Context, w []workload.Request) (bool, error) {
-		if len(w) == 0 {
-			return false, nil
-		}
-		c := base
+	if err := minimize(ctx, s, s.best.work, func(c shrinkCase, w []workload.Request) shrinkCase {
 		c.work = w
-		return fails(c)
-	}, par)
-	s.best.work = work
-	if err != nil {
+		return c
+	}, fails, par); err != nil {
 		return err
 	}
 	s.progress("requests")
 	return nil
+}
+
+// minimize runs ddmin over items, one part of s.best, which with puts into
+// a case, and keeps the smallest failing part found, also when the budget
+// runs out. A case without requests does not fail (it cannot run).
+func minimize[T any](ctx context.Context, s *shrinker, items []T, with func(shrinkCase, []T) shrinkCase,
+	fails func(shrinkCase) (bool, error), par int) error {
+	base := s.best
+	got, err := ddmin.Minimize(ctx, items, func(_ context.Context, items []T) (bool, error) {
+		c := with(base, items)
+		if len(c.work) == 0 {
+			return false, nil
+		}
+		return fails(c)
+	}, par)
+	s.best = with(base, got)
+	return err
 }
 
 // shortenWindows halves the time between each fault's start and its end
