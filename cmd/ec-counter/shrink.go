@@ -84,7 +84,7 @@ func shrinkCommand() *cli.Command {
 				return harnessFailure(err)
 			}
 			if r.Shrunk == r.Original {
-				fmt.Println("no smaller case fails: the original is already minimal for this search")
+				fmt.Println("no smaller case failed reliably: the original is already minimal for this search")
 			}
 			fmt.Printf("\n%s", summary) // its last line: "replay: <the command>"
 			return nil
