@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/ec-counter/ec-counter/runstore"
 	"github.com/ec-counter/ec-counter/workload"
 	"github.com/kballard/go-shellquote"
+	"golang.org/x/sync/errgroup"
 )
 
 // Outcome is what one run produced.
@@ -71,10 +73,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	if !cfg.HasSeed {
 		cfg.Seed = rand.Uint64() >> 1 // keep it readable as a signed int too
 	}
-	w := cfg.Workload
-	if len(w) == 0 {
-		w = workload.Plan(cfg.Seed, cfg.Clients, cfg.Requests, cfg.Values)
-	}
 	start := time.Now()
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
@@ -90,15 +88,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	}
 	defer logFile.Close()
 	out = io.MultiWriter(out, logFile)
-	r := &runner{cfg: cfg, run: run, out: out, start: start, workload: w}
-	// The run keeps the workload its clients sent: any run can be edited
-	// and replayed exactly (README "Scripted workloads").
-	if err := atomicfile.WriteFile(run.File(runstore.WorkloadFile), 0o644, w.Encode); err != nil {
-		return nil, err
-	}
+	r := &runner{cfg: cfg, run: run, out: out, start: start}
 	replay := cfg
 	if len(cfg.Workload) > 0 {
+		// The run keeps its own copy of the workload, as of the script.
 		replay.WorkloadFile = run.File(runstore.WorkloadFile)
+		if err := atomicfile.WriteFile(replay.WorkloadFile, 0o644, cfg.Workload.Encode); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Script != "" {
 		// The run keeps its own copy of the script: the replay needs no
@@ -132,13 +129,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 }
 
 type runner struct {
-	cfg      Config
-	workload workload.Workload // what the clients send
-	run      runstore.RunDir
-	out      io.Writer
-	start    time.Time
-	rec      runstore.Record
-	mu       sync.Mutex // guards out
+	cfg   Config
+	run   runstore.RunDir
+	out   io.Writer
+	start time.Time
+	rec   runstore.Record
+	mu    sync.Mutex // guards out
 
 	nemesisStats string // what the nemesis did, for the summary
 	reported     bool   // the report was attempted at the end of execute
@@ -399,13 +395,64 @@ func (r *runner) setUpNetwork(ctx context.Context) (*lab.Lab, []runstore.NodeAdd
 	return lb, hostAddrs(lb.Hosts()), nil
 }
 
+// plan returns each client's requests: the script's, or the seeded plan,
+// each client planned on its own core.
+func (r *runner) plan(ctx context.Context) ([][]workload.Request, error) {
+	if len(r.cfg.Workload) > 0 {
+		return r.cfg.Workload.ByClient(), nil
+	}
+	plans := make([][]workload.Request, r.cfg.Clients)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range plans {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			plans[i] = workload.PlanClient(r.cfg.Seed, i, r.cfg.Clients, r.cfg.Requests, r.cfg.Values)
+			return nil
+		})
+	}
+	return plans, g.Wait()
+}
+
+// ctxWriter fails its writes once its context is done, so that a long
+// write gives way to an interrupt.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
 // runClients runs every client concurrently, client i bound to node i mod N.
 func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) error {
+	plans, err := r.plan(ctx)
+	if err != nil {
+		return err
+	}
 	names := cl.names()
 	var wg sync.WaitGroup
-	errs := make(chan error, r.cfg.Clients)
+	errs := make(chan error, r.cfg.Clients+1)
+	if len(r.cfg.Workload) == 0 {
+		// The run keeps the seeded workload its clients send (README
+		// "Scripted workloads"), written while they send it.
+		wg.Go(func() {
+			err := atomicfile.WriteFile(r.run.File(runstore.WorkloadFile), 0o644, func(w io.Writer) error {
+				return workload.EncodeRoundRobin(ctxWriter{ctx, w}, plans)
+			})
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
 	start := time.Now()
-	for i, reqs := range r.workload.ByClient() {
+	for i, reqs := range plans {
 		if len(reqs) == 0 {
 			continue
 		}

@@ -15,7 +15,7 @@ import (
 func Plan(seed uint64, clients, requests int, values string) Workload {
 	per := make([][]Request, clients)
 	for c := range per {
-		per[c] = planClient(seed, c, clients, requests, values)
+		per[c] = PlanClient(seed, c, clients, requests, values)
 	}
 	w := make(Workload, 0, clients*requests)
 	for i := range requests {
@@ -44,7 +44,7 @@ var boundaries = [...]int64{1 << 31, 1 << 32, 1 << 53}
 // must cross it lie: every client sets its share of [B-16, B+16].
 const boundaryReach = 16
 
-// planClient derives client's requests from the run's seed alone, so a
+// PlanClient derives client's requests from the run's seed alone, so a
 // replay sends exactly the same operations whatever the timing. Each request
 // is a get or a set with even odds. Set values are unique within the run (a
 // value's residue modulo clients is the client's id) and climb, so that,
@@ -63,7 +63,7 @@ const boundaryReach = 16
 // any time, near the maximum only in client 0's last requests (in about a
 // third of runs), since such a value ends all later raises and makes the
 // final value trivially the largest.
-func planClient(seed uint64, client, clients, n int, values string) []Request {
+func PlanClient(seed uint64, client, clients, n int, values string) []Request {
 	rng := rand.New(rand.NewPCG(seed, uint64(client)+1))
 	c, id := int64(clients), int64(client)
 	reqs := make([]Request, n)

@@ -13,11 +13,11 @@ func TestPlanRequestsIsSeededAndUnique(t *testing.T) {
 	seen := map[int64]int{}
 	var gets, sets, nearMin, nearMax int
 	for c := 0; c < clients; c++ {
-		a := planClient(42, c, clients, n, ValuesBoundaries)
-		if b := planClient(42, c, clients, n, ValuesBoundaries); !reflect.DeepEqual(a, b) {
+		a := PlanClient(42, c, clients, n, ValuesBoundaries)
+		if b := PlanClient(42, c, clients, n, ValuesBoundaries); !reflect.DeepEqual(a, b) {
 			t.Fatalf("client %d: same seed gave different requests", c)
 		}
-		if b := planClient(43, c, clients, n, ValuesBoundaries); reflect.DeepEqual(a, b) {
+		if b := PlanClient(43, c, clients, n, ValuesBoundaries); reflect.DeepEqual(a, b) {
 			t.Fatalf("client %d: different seeds gave the same requests", c)
 		}
 		for _, r := range a {
@@ -64,7 +64,7 @@ func TestBoundaryValuesCrossEveryWidth(t *testing.T) {
 		exact := map[int64]bool{}
 		for c := 0; c < d.Clients; c++ {
 			reached := map[int64]bool{}
-			for _, r := range planClient(seed, c, d.Clients, d.Requests, ValuesBoundaries) {
+			for _, r := range PlanClient(seed, c, d.Clients, d.Requests, ValuesBoundaries) {
 				if r.F != histories.FSet {
 					continue
 				}
@@ -88,7 +88,7 @@ func TestBoundaryValuesCrossEveryWidth(t *testing.T) {
 			}
 		}
 		for _, c := range []int{0, 3} {
-			for _, r := range planClient(seed, c, d.Clients, d.Requests, ValuesSmall) {
+			for _, r := range PlanClient(seed, c, d.Clients, d.Requests, ValuesSmall) {
 				if r.F == histories.FSet && r.Value > 1<<31-boundaryReach && r.Value < math.MaxInt64/2 {
 					t.Fatalf("--values small, seed %d: set of %d", seed, r.Value)
 				}
@@ -103,7 +103,7 @@ func TestNearMaxShareOfRuns(t *testing.T) {
 	d := struct{ Clients, Requests int }{5, 100} // the default run's
 	with := 0
 	for seed := uint64(1); seed <= 300; seed++ {
-		for _, r := range planClient(seed, 0, d.Clients, d.Requests, ValuesBoundaries) {
+		for _, r := range PlanClient(seed, 0, d.Clients, d.Requests, ValuesBoundaries) {
 			if r.F == histories.FSet && r.Value > math.MaxInt64/2 {
 				with++
 				break
@@ -121,7 +121,7 @@ func TestNearMaxShareOfRuns(t *testing.T) {
 func TestPlanningNeverLoops(t *testing.T) {
 	for _, mode := range []string{ValuesBoundaries, ValuesSmall} {
 		seen := map[int64]bool{}
-		for _, r := range planClient(1, 0, 1, 150000, mode) {
+		for _, r := range PlanClient(1, 0, 1, 150000, mode) {
 			if r.F != histories.FSet {
 				continue
 			}
@@ -140,7 +140,7 @@ func TestPlanRequestsUniqueForManyClients(t *testing.T) {
 		for _, n := range []int{30, 100} {
 			seen := map[int64]int{}
 			for c := 0; c < clients; c++ {
-				for _, r := range planClient(1, c, clients, n, ValuesBoundaries) {
+				for _, r := range PlanClient(1, c, clients, n, ValuesBoundaries) {
 					if r.F != histories.FSet {
 						continue
 					}

@@ -100,24 +100,52 @@ func (w Workload) Encode(out io.Writer) error {
 	bw := bufio.NewWriter(out)
 	var b []byte
 	for _, r := range w {
-		b = append(b[:0], `{"client":`...)
-		b = strconv.AppendInt(b, int64(r.Client), 10)
-		b = append(b, `,"f":`...)
-		b = strconv.AppendQuote(b, r.F)
-		if r.F == histories.FSet {
-			b = append(b, `,"value":`...)
-			b = strconv.AppendInt(b, r.Value, 10)
-		}
-		if r.HasAt {
-			b = append(b, `,"at":`...)
-			b = strconv.AppendQuote(b, r.At.String())
-		}
-		b = append(b, "}\n"...)
+		b = r.appendLine(b[:0])
 		if _, err := bw.Write(b); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// EncodeRoundRobin writes the requests of each client (perClient[i] being
+// client i's, in order) as one workload, clients interleaved round-robin as
+// Plan orders them, without building it in memory.
+func EncodeRoundRobin(out io.Writer, perClient [][]Request) error {
+	bw := bufio.NewWriter(out)
+	var b []byte
+	for i := 0; ; i++ {
+		more := false
+		for _, reqs := range perClient {
+			if i < len(reqs) {
+				more = true
+				b = reqs[i].appendLine(b[:0])
+				if _, err := bw.Write(b); err != nil {
+					return err
+				}
+			}
+		}
+		if !more {
+			return bw.Flush()
+		}
+	}
+}
+
+// appendLine appends r as a line of a workload file.
+func (r Request) appendLine(b []byte) []byte {
+	b = append(b, `{"client":`...)
+	b = strconv.AppendInt(b, int64(r.Client), 10)
+	b = append(b, `,"f":`...)
+	b = strconv.AppendQuote(b, r.F)
+	if r.F == histories.FSet {
+		b = append(b, `,"value":`...)
+		b = strconv.AppendInt(b, r.Value, 10)
+	}
+	if r.HasAt {
+		b = append(b, `,"at":`...)
+		b = strconv.AppendQuote(b, r.At.String())
+	}
+	return append(b, "}\n"...)
 }
 
 // Parse reads a workload file: one request a line, blank lines skipped.

@@ -75,7 +75,7 @@ func TestPlanRoundTrips(t *testing.T) {
 		}
 	}
 	for c, reqs := range w.ByClient() {
-		if !reflect.DeepEqual(reqs, planClient(7, c, 3, 50, ValuesBoundaries)) {
+		if !reflect.DeepEqual(reqs, PlanClient(7, c, 3, 50, ValuesBoundaries)) {
 			t.Fatalf("client %d's requests differ from its plan", c)
 		}
 	}
