@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -143,6 +144,8 @@ type clientRun struct {
 	reqs     []workload.Request
 	interval time.Duration // between request starts; 0 means back to back
 	timeout  time.Duration
+	// gate, if set, is waited on before each request (cluster.gate).
+	gate *sync.RWMutex
 }
 
 // run sends the planned requests in order, recording each invoke and its
@@ -180,6 +183,10 @@ func (c *clientRun) run(ctx context.Context, rec *recorder, process histories.Pr
 // do performs one request and records it; it returns the process to use
 // for the next request.
 func (c *clientRun) do(ctx context.Context, rec *recorder, process histories.Process, rq workload.Request) (histories.Process, error) {
+	if c.gate != nil {
+		c.gate.RLock()
+		c.gate.RUnlock()
+	}
 	inv := histories.Op{Type: histories.Invoke, Process: process, F: rq.F, Node: c.node}
 	if rq.F == histories.FSet {
 		inv.Value = histories.IntValue(rq.Value)

@@ -40,7 +40,15 @@ type cluster struct {
 	// afterRestart, if set, runs once a restarted node is ready: the run
 	// reads it there (README "Faults: the nemesis").
 	afterRestart func(ctx context.Context, node string)
+	// gates holds each node's clients back while it restarts, until
+	// afterRestart has read it: a client's set must not reach a node that
+	// came back empty before that read does, or it hides the loss.
+	gates map[string]*sync.RWMutex
 }
+
+// gate returns the gate of node's clients: a client takes and releases
+// its read lock before each request, which waits while the node restarts.
+func (c *cluster) gate(node string) *sync.RWMutex { return c.gates[node] }
 
 // diskOptions says whether newCluster puts the data directories on the
 // power-loss file system, and how it crashes.
@@ -81,6 +89,10 @@ func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration,
 		grace: grace,
 		procs: make(map[string]*process),
 		disks: make(map[string]*crashfs.FS),
+		gates: make(map[string]*sync.RWMutex),
+	}
+	for _, name := range nodeNames(n) {
+		c.gates[name] = new(sync.RWMutex)
 	}
 	defer func() {
 		if err != nil {

@@ -68,6 +68,10 @@ func (c *cluster) Crash(ctx context.Context, node string) (nemesis.CrashLoss, er
 // data directory, and waits until its HTTP API answers (it may not see
 // its peers yet: a partition may be in force).
 func (c *cluster) Restart(ctx context.Context, node string) error {
+	if g := c.gate(node); g != nil {
+		g.Lock() // the node's clients wait until it is read
+		defer g.Unlock()
+	}
 	p := c.proc(node)
 	if p == nil || !p.running() {
 		var err error

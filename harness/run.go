@@ -463,6 +463,7 @@ func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) err
 			reqs:     reqs,
 			interval: intervalOf(r.cfg.Rate),
 			timeout:  r.cfg.RequestTimeout,
+			gate:     cl.gate(s.Name),
 		}
 		wg.Add(1)
 		go func() {
