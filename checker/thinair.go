@@ -2,6 +2,7 @@ package checker
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/ec-counter/ec-counter/histories"
 )
@@ -41,22 +42,11 @@ func (t *thinAirCheck) read(k *Checker, c *call) {
 // setInvoked clears held suspects of c's value, and completes the anomaly
 // of listed ones.
 func (t *thinAirCheck) setInvoked(c *call) {
-	t.held = deleteMatching(t.held, func(r *call) bool { return r.out == c.arg && r.end >= c.start })
+	t.held = slices.DeleteFunc(t.held, func(r *call) bool { return r.out == c.arg && r.end >= c.start })
 	for _, i := range t.watch[c.arg] {
 		t.listed[i].later = &c.inv
 	}
 	delete(t.watch, c.arg)
-}
-
-func deleteMatching(cs []*call, match func(*call) bool) []*call {
-	out := cs[:0]
-	for _, c := range cs {
-		if !match(c) {
-			out = append(out, c)
-		}
-	}
-	clear(cs[len(out):])
-	return out
 }
 
 // settle counts the held suspects: time has moved on, so no set can clear

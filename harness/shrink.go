@@ -370,16 +370,11 @@ func (s *shrinker) shortenWindows(ctx context.Context, fails func(shrinkCase) (b
 			if gap < 20*time.Millisecond {
 				break
 			}
+			// Move the end earlier, keeping the steps in time order (a
+			// stable sort: the end stays after its start on a tie).
+			steps[end].At = (steps[i].At + gap/2).Truncate(time.Millisecond)
 			moved := steps[end]
-			moved.At = (steps[i].At + gap/2).Truncate(time.Millisecond)
-			steps = slices.Delete(steps, end, end+1)
-			at, _ := slices.BinarySearchFunc(steps, moved.At, func(s nemesis.Step, t time.Duration) int {
-				if s.At <= t {
-					return -1
-				}
-				return 1
-			})
-			steps = slices.Insert(steps, at, moved)
+			slices.SortStableFunc(steps, func(a, b nemesis.Step) int { return cmp.Compare(a.At, b.At) })
 			c.steps = steps
 			ok, err := fails(c)
 			if err != nil {
@@ -453,13 +448,11 @@ func (s *shrinker) judge(ctx context.Context, c shrinkCase, tries int, all bool)
 			s.mu.Unlock()
 			if o != nil && err == nil && s.failsCheck(o.Result) {
 				failed++
-				if kept != "" {
+				if all { // keep the latest failing run
 					os.RemoveAll(kept)
-				}
-				kept = o.Dir
-				if !all {
-					os.RemoveAll(kept)
-					kept = ""
+					kept = o.Dir
+				} else {
+					os.RemoveAll(o.Dir)
 				}
 			} else {
 				passed++
