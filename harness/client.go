@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,7 +144,7 @@ type clientRun struct {
 	interval time.Duration // between request starts; 0 means back to back
 	timeout  time.Duration
 	// gate, if set, is waited on before each request (cluster.gate).
-	gate *sync.RWMutex
+	gate *gate
 }
 
 // run sends the planned requests in order, recording each invoke and its
@@ -184,8 +183,9 @@ func (c *clientRun) run(ctx context.Context, rec *recorder, process histories.Pr
 // for the next request.
 func (c *clientRun) do(ctx context.Context, rec *recorder, process histories.Process, rq workload.Request) (histories.Process, error) {
 	if c.gate != nil {
-		c.gate.RLock()
-		c.gate.RUnlock()
+		if err := c.gate.wait(ctx); err != nil {
+			return process, err
+		}
 	}
 	inv := histories.Op{Type: histories.Invoke, Process: process, F: rq.F, Node: c.node}
 	if rq.F == histories.FSet {

@@ -43,12 +43,53 @@ type cluster struct {
 	// gates holds each node's clients back while it restarts, until
 	// afterRestart has read it: a client's set must not reach a node that
 	// came back empty before that read does, or it hides the loss.
-	gates map[string]*sync.RWMutex
+	gates map[string]*gate
 }
 
-// gate returns the gate of node's clients: a client takes and releases
-// its read lock before each request, which waits while the node restarts.
-func (c *cluster) gate(node string) *sync.RWMutex { return c.gates[node] }
+// gate returns the gate of node's clients (nil for an unknown node).
+func (c *cluster) gate(node string) *gate { return c.gates[node] }
+
+// gate holds a node's clients back while it is closed: each client waits
+// on it before each request.
+type gate struct {
+	mu     sync.Mutex
+	closed chan struct{} // closed again when the gate opens; nil while open
+}
+
+// close makes later waits block until open.
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed == nil {
+		g.closed = make(chan struct{})
+	}
+}
+
+// open releases every waiter.
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed != nil {
+		close(g.closed)
+		g.closed = nil
+	}
+}
+
+// wait returns once the gate is open, or with ctx's error.
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	ch := g.closed
+	g.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // diskOptions says whether newCluster puts the data directories on the
 // power-loss file system, and how it crashes.
@@ -89,10 +130,10 @@ func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration,
 		grace: grace,
 		procs: make(map[string]*process),
 		disks: make(map[string]*crashfs.FS),
-		gates: make(map[string]*sync.RWMutex),
+		gates: make(map[string]*gate),
 	}
 	for _, name := range nodeNames(n) {
-		c.gates[name] = new(sync.RWMutex)
+		c.gates[name] = new(gate)
 	}
 	defer func() {
 		if err != nil {

@@ -69,8 +69,8 @@ func (c *cluster) Crash(ctx context.Context, node string) (nemesis.CrashLoss, er
 // its peers yet: a partition may be in force).
 func (c *cluster) Restart(ctx context.Context, node string) error {
 	if g := c.gate(node); g != nil {
-		g.Lock() // the node's clients wait until it is read
-		defer g.Unlock()
+		g.close() // the node's clients wait until it is read
+		defer g.open()
 	}
 	p := c.proc(node)
 	if p == nil || !p.running() {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -47,4 +48,33 @@ func TestShortenWindows(t *testing.T) {
 	if tried != 4 {
 		t.Errorf("%d candidates tried, want 4 (3 for the kill, 1 for the pause)", tried)
 	}
+}
+
+// TestGate: a closed gate holds waiters until it opens, and lets a waiter
+// go when its context ends; an open gate does not wait.
+func TestGate(t *testing.T) {
+	var g gate
+	if err := g.wait(t.Context()); err != nil {
+		t.Fatalf("open gate: %v", err)
+	}
+	g.close()
+	done := make(chan error)
+	go func() { done <- g.wait(t.Context()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a closed gate let a waiter through: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.open()
+	if err := <-done; err != nil {
+		t.Fatalf("after open: %v", err)
+	}
+	g.close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := g.wait(ctx); err == nil {
+		t.Fatal("a cancelled wait on a closed gate returned nil")
+	}
+	g.open()
+	g.open() // twice is harmless
 }
