@@ -101,12 +101,13 @@ type diskOptions struct {
 
 // newCluster plans n nodes in the run directory, writes a fresh admin
 // token, and expands the node command template for each node. In the lab,
-// hosts[i] is node i's host; on the loopback network hosts is nil.
+// hosts[i] is node i's host; on the loopback network hosts is nil. On SSH
+// hosts (fleet not nil), the template's paths are those on the hosts.
 //
 // With disk.lazy, each node's data directory is a power-loss file system
 // mounted at run/mnt/<name>, whose durable state lives in run/data/<name>;
 // the caller must close the cluster (stop) to unmount them.
-func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration, addrs []runstore.NodeAddrs, hosts []*lab.Host, disk diskOptions) (_ *cluster, err error) {
+func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration, addrs []runstore.NodeAddrs, hosts []*lab.Host, fleet *lab.Fleet, disk diskOptions) (_ *cluster, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -171,14 +172,19 @@ func newCluster(run runstore.RunDir, n int, nodeCmd string, grace time.Duration,
 			c.disks[name] = fs
 			dataDir = mnt
 		}
-		args, err := expandTemplate(nodeCmd, templateVars(self, name, addrs[i].HTTP, addrs[i].Gossip,
-			strings.Join(peers, ","), strings.Join(peerHTTP, ","), dataDir, tokenFile))
+		nodeSelf, nodeData, nodeToken := self, dataDir, tokenFile
+		if fleet != nil {
+			p := fleet.Paths(name)
+			nodeSelf, nodeData, nodeToken = p.Self, p.DataDir, p.TokenFile
+		}
+		args, err := expandTemplate(nodeCmd, templateVars(nodeSelf, name, addrs[i].HTTP, addrs[i].Gossip,
+			strings.Join(peers, ","), strings.Join(peerHTTP, ","), nodeData, nodeToken))
 		if err != nil {
 			return nil, err
 		}
 		spec := nodeSpec{
 			Name: name, Addrs: addrs[i], DataDir: dataDir,
-			LogPath: run.NodeLog(name), TokenFile: tokenFile, Args: args,
+			LogPath: run.NodeLog(name), TokenFile: tokenFile, Args: args, Fleet: fleet,
 		}
 		if hosts != nil {
 			spec.Host = hosts[i]

@@ -7,6 +7,7 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,12 @@ type Config struct {
 	// (the lab when this process runs inside the namespace lab.Reexec
 	// makes, else loopback).
 	Net string `json:"net"`
+	// Hosts, when not nil, runs the nodes on SSH hosts, one per entry
+	// (README "Nodes on SSH hosts"): Net is then NetHosts, and Nodes the
+	// number of entries.
+	Hosts *lab.HostsFile `json:"hosts,omitempty"`
+	// HostsFile names the file Hosts was read from, for the replay.
+	HostsFile string `json:"hosts_file,omitempty"`
 	// Disk is what the nodes' data directories sit on: DiskPlain, DiskLazy,
 	// DiskTorn, or DiskAuto (DiskLazy when the schedule can crash a node).
 	Disk string `json:"disk"`
@@ -80,6 +87,7 @@ const (
 	NetAuto     = "auto"     // the lab where it can be built, else loopback
 	NetLab      = "lab"      // every node in a network namespace; faults by the kernel
 	NetLoopback = "loopback" // every node on a 127.x address; faults in the nodes
+	NetHosts    = "hosts"    // every node on an SSH host (Config.Hosts); faults by nftables there
 )
 
 // The disks a run's data directories can sit on (README "Crash: power loss").
@@ -111,6 +119,9 @@ func (c *Config) SetWorkload(w workload.Workload, file string) {
 
 // network resolves Net to NetLab or NetLoopback.
 func (c *Config) network() string {
+	if c.Hosts != nil {
+		return NetHosts
+	}
 	if c.Net == NetAuto || c.Net == "" {
 		if lab.Inside() {
 			return NetLab
@@ -232,8 +243,21 @@ func (c *Config) Validate() error {
 	}
 	switch c.Net {
 	case NetAuto, NetLab, NetLoopback:
+	case NetHosts:
+		if c.Hosts == nil {
+			errs = append(errs, fieldErr("net", "hosts needs a hosts file (--hosts)"))
+		}
 	default:
 		errs = append(errs, fieldErr("net", "must be auto, lab or loopback, got %q", c.Net))
+	}
+	if c.Hosts != nil {
+		if c.Net != NetAuto && c.Net != NetHosts && c.Net != "" {
+			errs = append(errs, &FieldError{Field: "net", Others: []string{"hosts"}, Problem: "%s and %s exclude each other: the nodes run on the hosts"})
+		}
+		if c.Nodes != len(c.Hosts.Hosts) {
+			errs = append(errs, &FieldError{Field: "nodes", Others: []string{"hosts"}, Problem: fmt.Sprintf(
+				"is %d, but %%s lists %d hosts (one node each): drop %%s", c.Nodes, len(c.Hosts.Hosts))})
+		}
 	}
 	if c.Net == NetLab && !lab.Inside() {
 		errs = append(errs, fieldErr("net", "lab: the lab is built only inside the namespace the ec-counter command makes for it (lab.Reexec)"))
@@ -248,6 +272,8 @@ func (c *Config) Validate() error {
 		if err != nil {
 			errs = append(errs, err)
 		} else if err := c.checkNetworkFaults(s); err != nil {
+			errs = append(errs, err)
+		} else if err := c.checkHosts(s); err != nil {
 			errs = append(errs, err)
 		} else if err := c.checkDisk(s); err != nil {
 			errs = append(errs, err)
@@ -271,6 +297,31 @@ func (c *Config) checkNetworkFaults(s nemesis.Schedule) error {
 		"network injects through each node's admin API, but --node-cmd does not pass {admin_token_file}, so the "+
 		"nodes have none; use --net lab (kernel faults for any node binary; 'ec-counter doctor' says whether this "+
 		"machine can build it) or give the node the admin API (README \"Admin API\")", ErrFaultsUnsupported)
+}
+
+// checkHosts refuses, on SSH hosts, the faults they cannot take (README
+// "Nodes on SSH hosts"): crash (no power-loss file system there), delay
+// (no delayer there yet), and network faults between two nodes that share
+// an address, which rules by address cannot tell apart.
+func (c *Config) checkHosts(s nemesis.Schedule) error {
+	if c.Hosts == nil {
+		return nil
+	}
+	refuse := func(why string) error {
+		return fmt.Errorf("%w: on SSH hosts (--hosts), %s", ErrFaultsUnsupported, why)
+	}
+	if s.Crashes() || slices.Contains(c.Nemesis, nemesis.FCrash) || (c.Disk != DiskAuto && c.Disk != DiskPlain && c.Disk != "") {
+		return refuse("crash and the power-loss disk are not available: they need the power-loss file system, which runs on this machine only (kill works)")
+	}
+	for _, st := range s {
+		if st.Action == nemesis.FStartLink && (st.Link.Delay > 0 || st.Link.Jitter > 0) {
+			return refuse("delay is not available (partition, loss, kill and pause are): use --net lab for delay")
+		}
+	}
+	if a := c.Hosts.SharedAddrs(); a != "" && s.NetworkFaults() {
+		return refuse(fmt.Sprintf("two nodes share the address %s, and network faults, which match addresses, would cut both: give each node its own node_addr, or drop the network faults", a))
+	}
+	return nil
 }
 
 // disk resolves Disk for schedule s: DiskPlain, DiskLazy or DiskTorn.
@@ -329,7 +380,10 @@ func (c *Config) ReplayArgs() []string {
 	if c.WorkloadFile == "" {
 		add("--values", c.Values, d.Values)
 	}
-	add("--net", c.Net, d.Net)
+	add("--hosts", c.HostsFile, "")
+	if c.HostsFile == "" {
+		add("--net", c.Net, d.Net)
+	}
 	add("--disk", c.Disk, d.Disk)
 	return args
 }

@@ -31,7 +31,8 @@ type nodeSpec struct {
 	LogPath   string
 	TokenFile string
 	Args      []string
-	Host      *lab.Host // the lab host it runs in; nil on the loopback network
+	Host      *lab.Host  // the lab host it runs in; nil on the loopback network
+	Fleet     *lab.Fleet // the SSH hosts it runs on (its log is fetched at the end); nil elsewhere
 }
 
 // placeholder matches a {name} in a node command template.
@@ -69,11 +70,27 @@ type process struct {
 	exited chan struct{} // closed when the process has exited
 	err    error         // the exit status, valid once exited is closed
 	killed atomic.Bool   // the harness SIGKILLed it (a kill fault)
+	remote *lab.Proc     // the process on an SSH host; then cmd and log are nil
 }
 
 // startProcess starts the node described by spec, appending its stderr and
-// stdout to its log file.
+// stdout to its log file (on its SSH host, there).
 func startProcess(sp *lab.Spawner, spec nodeSpec) (*process, error) {
+	if spec.Fleet != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		rp, err := spec.Fleet.Start(ctx, spec.Name, spec.Args)
+		if err != nil {
+			return nil, err
+		}
+		p := &process{spec: spec, remote: rp, exited: make(chan struct{})}
+		go func() {
+			<-rp.Done()
+			p.err = rp.Err()
+			close(p.exited)
+		}()
+		return p, nil
+	}
 	log, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: open log: %w", spec.Name, err)
@@ -117,6 +134,9 @@ func (p *process) signal(sig syscall.Signal) error {
 // signalGroup sends sig to every process of the node's group (each node
 // runs in a group of its own).
 func (p *process) signalGroup(sig syscall.Signal) error {
+	if p.remote != nil {
+		return p.remote.Signal(sig)
+	}
 	return syscall.Kill(-p.cmd.Process.Pid, sig)
 }
 
@@ -157,6 +177,9 @@ func (p *process) kill() {
 // after timeout.
 func (p *process) killAll(timeout time.Duration) error {
 	p.kill()
+	if p.remote != nil {
+		return nil // the host killed the whole group
+	}
 	pgid := p.cmd.Process.Pid
 	for deadline := time.Now().Add(timeout); ; {
 		left := lab.LiveInGroup(pgid) // nil where /proc cannot tell

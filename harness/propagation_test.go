@@ -51,7 +51,7 @@ func startTestClusterOn(tb testing.TB, bin string, n int, network string, disk d
 	for _, f := range nodeFlags {
 		tmpl += " " + f
 	}
-	cl, err := newCluster(run, n, tmpl, 3*time.Second, addrs, hosts, disk)
+	cl, err := newCluster(run, n, tmpl, 3*time.Second, addrs, hosts, nil, disk)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -136,7 +136,8 @@ type runner struct {
 	rec   runstore.Record
 	mu    sync.Mutex // guards out
 
-	nemesisStats string // what the nemesis did, for the summary
+	fleet        *lab.Fleet // the SSH hosts, on that network
+	nemesisStats string     // what the nemesis did, for the summary
 	reported     bool   // the report was attempted at the end of execute
 }
 
@@ -191,9 +192,25 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	}
 	r.rec.Disk = cfg.disk(sched)
 	disk := diskOptions{lazy: r.rec.Disk != DiskPlain, torn: r.rec.Disk == DiskTorn, seed: cfg.Seed}
-	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs, hosts, disk)
+	fleet := r.fleet
+	if fleet != nil {
+		defer func() { // after the nodes have stopped (deferred later)
+			err := fleet.Close(context.WithoutCancel(ctx), func(node string) (string, string) {
+				return r.run.NodeLog(node), r.run.NodeData(node)
+			})
+			if err != nil {
+				r.logf("hosts: %v", err)
+			}
+		}()
+	}
+	cl, err := newCluster(r.run, cfg.Nodes, cfg.nodeCommand(), cfg.StopGrace, addrs, hosts, fleet, disk)
 	if err != nil {
 		return nil, err
+	}
+	if fleet != nil {
+		if err := r.install(ctx, cl); err != nil {
+			return nil, err
+		}
 	}
 	cl.logf = r.logf
 	if disk.lazy {
@@ -251,9 +268,12 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	r.logf("cluster up in %s: %s", t.Startup.Round(time.Millisecond), describeNodes(cl))
 
 	var faults nemesis.Network
-	if lb != nil {
+	switch {
+	case lb != nil:
 		faults = lb
-	} else {
+	case fleet != nil:
+		faults = fleet
+	default:
 		admin := lab.NewAdminAPI(cl.token, cl.httpAddrs())
 		if sched.NetworkFaults() {
 			if err := probeAdmin(ctx, admin, cl.names()); err != nil {
@@ -283,7 +303,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 			// In the lab, a heal the kernel refused is the lab's failure:
 			// the history says which faults were not installed, and the
 			// checkers judge the run unknown rather than blame the nodes.
-			if lb == nil || ctx.Err() != nil {
+			if (lb == nil && fleet == nil) || ctx.Err() != nil {
 				return nil, fmt.Errorf("final heal: %w", err)
 			}
 			r.logf("final heal incomplete: %v", err)
@@ -373,6 +393,10 @@ func lateSteps(s nemesis.Schedule, phase time.Duration) []nemesis.Step {
 // picks free addresses and returns a nil lab.
 func (r *runner) setUpNetwork(ctx context.Context) (*lab.Lab, []runstore.NodeAddrs, error) {
 	r.rec.Network = r.cfg.network()
+	if r.rec.Network == NetHosts {
+		addrs, err := r.openFleet(ctx)
+		return nil, addrs, err
+	}
 	if r.rec.Network != NetLab {
 		addrs, err := allocateAddrs(r.cfg.Nodes, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))))
 		if err != nil {

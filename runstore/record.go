@@ -37,6 +37,9 @@ type Record struct {
 	Network       string   `json:"network,omitempty"` // lab or loopback
 	Disk          string   `json:"disk,omitempty"`    // plain, lazy or torn (README "Crash: power loss")
 	Lab           *Lab     `json:"lab,omitempty"`
+	// HostsTag is the run's tag on its SSH hosts (README "Nodes on SSH
+	// hosts"): its files, lock, nftables tables and processes there.
+	HostsTag string `json:"hosts_tag,omitempty"`
 }
 
 // NodeAddrs are the addresses one node listens on.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ec-counter/ec-counter/harness"
+	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/workload"
 )
@@ -48,6 +49,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "workload", Usage: "send the requests of `FILE` (JSON Lines, one request a line, as a run's workload.jsonl) instead of the seeded ones; it fixes --clients and --requests"},
 			&cli.StringFlag{Name: "values", Value: d.Values, Usage: "set `VALUES` of the workload: boundaries (climb across 2^31, 2^32 and 2^53, where integer-width bugs show) or small (readable histories)"},
 			netFlag(),
+			&cli.StringFlag{Name: "hosts", Usage: "run the nodes on the SSH hosts of TOML `FILE`, one node per [[host]] (README \"Nodes on SSH hosts\"); faults by nftables there"},
 			&cli.StringFlag{Name: "disk", Value: d.Disk, Usage: "`DISK` under the nodes' data directories: plain, lazy (a power-loss file system: a crash loses what was not fsynced), torn (lazy, and a crash keeps a random prefix of each file's unsynced writes), or auto (lazy when the nemesis can crash)"},
 			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
 		},
@@ -75,12 +77,29 @@ func runTest(c *cli.Context) error {
 			return nil
 		}
 	}
-	net, ran, err := enterNetwork(c.Context, c.String("net"))
-	if ran || err != nil {
-		return err
-	}
 	cfg := harness.Defaults()
-	cfg.Net = net
+	if path := c.String("hosts"); path != "" {
+		// The nodes run elsewhere: this process stays in this machine's
+		// network, from which the hosts are reached.
+		hf, err := lab.ReadHosts(path)
+		if err != nil {
+			return usageError(fmt.Errorf("--hosts: %w", err))
+		}
+		if c.Int("parallel") > 1 {
+			return usageError(errors.New("--parallel: runs on the same --hosts would share their ports: run them one at a time"))
+		}
+		cfg.Hosts, cfg.HostsFile = hf, path
+		cfg.Net = c.String("net")
+		if !c.IsSet("nodes") {
+			c.Set("nodes", strconv.Itoa(len(hf.Hosts)))
+		}
+	} else {
+		net, ran, err := enterNetwork(c.Context, c.String("net"))
+		if ran || err != nil {
+			return err
+		}
+		cfg.Net = net
+	}
 	cfg.Name = c.String("name")
 	cfg.Nodes = c.Int("nodes")
 	cfg.Clients = c.Int("clients")

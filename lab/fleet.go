@@ -1,0 +1,520 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kballard/go-shellquote"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ec-counter/ec-counter/api"
+)
+
+// Fleet is one run's SSH hosts (README "Nodes on SSH hosts"): one node per
+// entry of the hosts file. Everything a run puts on a host is tagged with
+// the run's tag, ecc_<12 hex digits>: its directory <dir>/<tag>, its lock
+// files <dir>/<tag>.<node>.lock, its nftables tables inet <tag>_<node>, and
+// its processes, whose command lines name the run's directory. The lock is
+// held by an SSH session for as long as the run lives, so the next run
+// against the host tells a dead run's leftovers (removed, and said) from a
+// live run's (never touched).
+type Fleet struct {
+	tag   string
+	hosts []*fleetHost
+	byIP  map[netip.Addr]*fleetHost
+	logf  func(format string, args ...any)
+}
+
+// fleetHost is one entry of the fleet: the node it runs, and the SSH
+// connection to its host.
+type fleetHost struct {
+	node     string
+	r        *remote
+	dir      string // the host's dir, absolute
+	addr     netip.Addr
+	lifeline *ssh.Session
+
+	mu     sync.Mutex
+	faults bool // its table may exist
+}
+
+// runDir is where this run keeps this node's files on the host.
+func (h *fleetHost) runDir(tag string) string { return path.Join(h.dir, tag, h.node) }
+
+// table is the name of this node's nftables table.
+func (h *fleetHost) table(tag string) string { return tag + "_" + h.node }
+
+// ErrPreflight marks a run refused because a host is not fit for it
+// (README "Nodes on SSH hosts"): a usage error, reported before any node
+// starts.
+var ErrPreflight = errors.New("a host failed the preflight")
+
+// FleetOptions says what a run needs from its hosts.
+type FleetOptions struct {
+	// Nft requires nftables on every host: the schedule has network faults.
+	Nft bool
+	// Arch requires every host to run this binary (it will be uploaded).
+	Arch bool
+	// Logf prints progress and what the sweep of dead runs removed.
+	Logf func(format string, args ...any)
+}
+
+// OpenFleet connects to every host of hf (node i on hf.Hosts[i], named by
+// nodes[i]), checks each (Preflight: a failure is ErrPreflight, and
+// nothing has started), takes the run's locks, removes what dead runs
+// left on the hosts, and makes the run's directories. Close undoes all of
+// it.
+func OpenFleet(ctx context.Context, hf *HostsFile, nodes []string, opts FleetOptions) (_ *Fleet, err error) {
+	if len(nodes) != len(hf.Hosts) {
+		return nil, fmt.Errorf("%d nodes for %d hosts", len(nodes), len(hf.Hosts))
+	}
+	tagBytes := make([]byte, 6)
+	rand.Read(tagBytes)
+	f := &Fleet{tag: "ecc_" + hex.EncodeToString(tagBytes), byIP: map[netip.Addr]*fleetHost{}, logf: opts.Logf}
+	if f.logf == nil {
+		f.logf = func(string, ...any) {}
+	}
+	f.hosts = make([]*fleetHost, len(nodes))
+	reports := make([]HostReport, len(nodes))
+	var g errgroup.Group
+	for i, spec := range hf.Hosts {
+		g.Go(func() error {
+			rep, r := checkHost(ctx, spec, opts)
+			reports[i] = rep
+			if r != nil {
+				f.hosts[i] = &fleetHost{node: nodes[i], r: r, dir: rep.Dir, addr: netip.MustParseAddr(spec.NodeAddr)}
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	defer func() {
+		if err != nil {
+			f.Close(context.WithoutCancel(ctx), nil)
+		}
+	}()
+	var failed []string
+	for i, rep := range reports {
+		if !rep.OK() {
+			failed = append(failed, fmt.Sprintf("host %d (%s): %s", i+1, rep.Address, strings.Join(rep.Problems(), "; ")))
+		}
+	}
+	if len(failed) > 0 {
+		return f, fmt.Errorf("%w (see 'ec-counter doctor --hosts FILE'):\n  %s", ErrPreflight, strings.Join(failed, "\n  "))
+	}
+	for _, h := range f.hosts {
+		f.byIP[h.addr] = h
+	}
+	// Locks first: a concurrent sweep must see this run alive before its
+	// directory exists.
+	if err := f.each(ctx, f.lock); err != nil {
+		return f, err
+	}
+	if err := f.each(ctx, func(ctx context.Context, h *fleetHost) error {
+		left, err := sweep(ctx, h.r, h.dir, h.r.spec.Nft)
+		for _, l := range left {
+			f.logf("hosts: %s: a dead run's leftover removed: %s", h.r, l)
+		}
+		return err
+	}); err != nil {
+		return f, err
+	}
+	host, _ := os.Hostname()
+	info := fmt.Sprintf("harness %s pid %d started %s", host, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	err = f.each(ctx, func(ctx context.Context, h *fleetHost) error {
+		_, err := h.r.run(ctx, fmt.Sprintf("mkdir -p %s/data && echo %s > %s/info",
+			q(h.runDir(f.tag)), q(info), q(h.runDir(f.tag))), nil)
+		return err
+	})
+	return f, err
+}
+
+// q quotes one word for a remote shell.
+func q(s string) string { return shellquote.Join(s) }
+
+// each runs fn on every host at once and returns the first error.
+func (f *Fleet) each(ctx context.Context, fn func(context.Context, *fleetHost) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, h := range f.hosts {
+		g.Go(func() error { return fn(ctx, h) })
+	}
+	return g.Wait()
+}
+
+// lock holds the node's lock file through a session that lives as long as
+// the SSH connection: flock runs cat, which ends when its standard input
+// does, when Close closes it or the connection drops (the harness died).
+func (f *Fleet) lock(ctx context.Context, h *fleetHost) error {
+	s, err := h.r.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.r, err)
+	}
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	lock := path.Join(h.dir, f.tag+"."+h.node+".lock")
+	cmd := h.r.asRoot(fmt.Sprintf("exec flock %s sh -c 'echo locked; exec cat >/dev/null'", q(lock)))
+	if err := s.Start(cmd); err != nil {
+		s.Close()
+		return fmt.Errorf("%s: take the run's lock: %w", h.r, err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(stdout).ReadString('\n')
+		line <- l
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case l := <-line:
+		if strings.TrimSpace(l) != "locked" {
+			s.Close()
+			return fmt.Errorf("%s: take the run's lock %s: flock did not start", h.r, lock)
+		}
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		s.Close()
+		return fmt.Errorf("%s: take the run's lock %s: no answer in 10s", h.r, lock)
+	}
+	h.lifeline = s
+	_ = stdin // closed with the session
+	return nil
+}
+
+// Tag returns the run's tag on the hosts.
+func (f *Fleet) Tag() string { return f.tag }
+
+// host returns the entry of node.
+func (f *Fleet) host(node string) *fleetHost {
+	for _, h := range f.hosts {
+		if h.node == node {
+			return h
+		}
+	}
+	return nil
+}
+
+// NodePaths are where a node's files are on its host.
+type NodePaths struct {
+	Self      string // this binary's copy, when Install uploaded it
+	Cmd       string // the node command's copy, when Install uploaded it
+	DataDir   string
+	TokenFile string
+}
+
+// Paths returns node's paths on its host.
+func (f *Fleet) Paths(node string) NodePaths {
+	h := f.host(node)
+	if h == nil {
+		return NodePaths{}
+	}
+	dir := h.runDir(f.tag)
+	return NodePaths{
+		Self: path.Join(dir, "ec-counter"), Cmd: path.Join(dir, "node-cmd"),
+		DataDir: path.Join(dir, "data"), TokenFile: path.Join(dir, "admin-token"),
+	}
+}
+
+// Install puts the run's files on every host: the admin token, this
+// binary (self) when not "", and the node command's executable (cmd)
+// when not "". Executables go to a cache in each host's dir, by content,
+// so a second run uploads nothing, and are linked from the run's directory.
+func (f *Fleet) Install(ctx context.Context, self, cmd string, token []byte) error {
+	type exe struct{ local, sum, name string }
+	var exes []exe
+	for _, e := range []exe{{local: self, name: "ec-counter"}, {local: cmd, name: "node-cmd"}} {
+		if e.local == "" {
+			continue
+		}
+		sum, err := fileSum(e.local)
+		if err != nil {
+			return err
+		}
+		e.sum = sum
+		exes = append(exes, e)
+	}
+	return f.each(ctx, func(ctx context.Context, h *fleetHost) error {
+		p := f.Paths(h.node)
+		if _, err := h.r.run(ctx, fmt.Sprintf("umask 077 && cat > %s", q(p.TokenFile)), strings.NewReader(string(token))); err != nil {
+			return fmt.Errorf("write the admin token: %w", err)
+		}
+		for _, e := range exes {
+			cached := path.Join(h.dir, "bin", e.sum)
+			if _, err := h.r.run(ctx, "test -x "+q(cached), nil); err != nil {
+				var ee *ssh.ExitError
+				if !errors.As(err, &ee) {
+					return err
+				}
+				if err := h.r.upload(ctx, e.local, cached); err != nil {
+					return err
+				}
+			}
+			if _, err := h.r.run(ctx, fmt.Sprintf("ln -sf %s %s", q(cached), q(path.Join(h.runDir(f.tag), e.name))), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// fileSum returns the first 16 hex digits of a file's SHA-256.
+func fileSum(name string) (string, error) {
+	file, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer file.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, file); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// Proc is a node process on its host, started detached: in a session and
+// process group of its own, so it outlives the SSH session that started
+// it, and a signal to its group reaches whatever it started.
+type Proc struct {
+	h    *fleetHost
+	pgid int
+	done chan struct{}
+	err  error
+}
+
+// Start starts node's command (args, already expanded) on its host, its
+// standard output and error appended to its log there, and watches it
+// until it exits.
+func (f *Fleet) Start(ctx context.Context, node string, args []string) (*Proc, error) {
+	h := f.host(node)
+	if h == nil {
+		return nil, fmt.Errorf("hosts: no node %q", node)
+	}
+	// The wrapper records the exit status. It ignores the signals that
+	// stop a node (sent to the whole group), so that it lives to write it;
+	// the node, started in a subshell that restores them, does not.
+	wrapper := "trap '' TERM INT HUP; (trap - TERM INT HUP; exec " + shellquote.Join(args...) + ") & wait $!; echo $? > exit"
+	cmd := fmt.Sprintf("cd %s && rm -f exit && { setsid sh -c %s >>log 2>&1 </dev/null & echo $!; }", q(h.runDir(f.tag)), q(wrapper))
+	out, err := h.r.run(ctx, cmd, nil)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", node, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || pid <= 1 {
+		return nil, fmt.Errorf("start %s on %s: no pid (%q)", node, h.r, out)
+	}
+	p := &Proc{h: h, pgid: pid, done: make(chan struct{})}
+	go p.watch(f.tag)
+	return p, nil
+}
+
+// watch waits on the host until the process has exited, and reads the
+// exit status its wrapper wrote (none when a signal killed it).
+func (p *Proc) watch(tag string) {
+	defer close(p.done)
+	cmd := fmt.Sprintf("tail --pid=%d -s 0.05 -f /dev/null 2>/dev/null || while kill -0 %d 2>/dev/null; do sleep 0.05; done; cat %s 2>/dev/null || true",
+		p.pgid, p.pgid, q(path.Join(p.h.runDir(tag), "exit")))
+	out, err := p.h.r.run(context.Background(), cmd, nil)
+	switch status := strings.TrimSpace(string(out)); {
+	case err != nil:
+		p.err = fmt.Errorf("lost sight of it: %w", err)
+	case status == "":
+		p.err = errors.New("killed by a signal")
+	case status != "0":
+		p.err = fmt.Errorf("exit status %s", status)
+	}
+}
+
+// Pid returns the process's id on its host (also its group's).
+func (p *Proc) Pid() int { return p.pgid }
+
+// Done is closed once the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is how the process ended, once Done is closed: nil for exit status 0.
+func (p *Proc) Err() error { return p.err }
+
+// Signal sends sig to the process's group.
+func (p *Proc) Signal(sig syscall.Signal) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := p.h.r.run(ctx, fmt.Sprintf("kill -%d -- -%d", int(sig), p.pgid), nil)
+	return err
+}
+
+// InNode reports false: faults are nftables rules on the hosts, in force
+// whatever the node processes do.
+func (f *Fleet) InNode() bool { return false }
+
+// nftRefused is an nft command the host refused: nft -f applies a file
+// atomically, so the node's faults did not change.
+type nftRefused struct{ err error }
+
+func (e *nftRefused) Error() string   { return e.err.Error() }
+func (e *nftRefused) Unwrap() error   { return e.err }
+func (e *nftRefused) Unchanged() bool { return true }
+
+// SetFaults replaces node's share of the network faults with fs (README
+// "Admin API" body): one nft -f on its host, atomic, replacing the
+// node's table: "in" faults in a chain on the input hook, by the peer's
+// source address, "out" faults on the output hook, by its destination.
+// Delay is not supported on hosts; loss is nftables numgen.
+func (f *Fleet) SetFaults(ctx context.Context, node string, fs api.FaultSet) error {
+	h := f.host(node)
+	if h == nil {
+		return fmt.Errorf("hosts: no node %q", node)
+	}
+	byIP, err := fs.Validate()
+	if err != nil {
+		return fmt.Errorf("hosts: %s's fault set: %w", node, err)
+	}
+	script, err := f.nftScript(h, byIP)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults = true
+	if _, err := h.r.run(ctx, h.r.spec.Nft+" -f -", strings.NewReader(script)); err != nil {
+		var ee *ssh.ExitError
+		if errors.As(err, &ee) {
+			return &nftRefused{fmt.Errorf("hosts: install %s's faults: %w", node, err)}
+		}
+		return fmt.Errorf("hosts: install %s's faults: %w", node, err)
+	}
+	return nil
+}
+
+// nftScript is the nft file that replaces h's table with the faults of
+// byIP (no table when there are none).
+func (f *Fleet) nftScript(h *fleetHost, byIP map[netip.Addr]api.LinkFaults) (string, error) {
+	t := "inet " + h.table(f.tag)
+	var b strings.Builder
+	fmt.Fprintf(&b, "table %s\ndelete table %s\n", t, t)
+	var in, out []string
+	ips := make([]netip.Addr, 0, len(byIP))
+	for ip := range byIP {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	for _, ip := range ips {
+		lf := byIP[ip]
+		if peer := f.byIP[ip]; peer == nil || peer == h {
+			return "", fmt.Errorf("hosts: %s's fault set names %s, which is not another node's address", h.node, ip)
+		}
+		for _, d := range []struct {
+			rules *[]string
+			match string
+			f     *api.DirFaults
+		}{{&in, "ip saddr " + ip.String(), lf.In}, {&out, "ip daddr " + ip.String(), lf.Out}} {
+			switch {
+			case !d.f.Active():
+			case d.f.DelayMS > 0 || d.f.JitterMS > 0:
+				return "", fmt.Errorf("hosts: %s: delay is not supported on SSH hosts (partition and loss are)", h.node)
+			case d.f.Drop:
+				*d.rules = append(*d.rules, d.match+" drop")
+			case d.f.Loss > 0:
+				*d.rules = append(*d.rules, fmt.Sprintf("%s numgen random mod %d < %d drop", d.match, lossScale, int(math.Round(d.f.Loss*lossScale))))
+			}
+		}
+	}
+	if len(in)+len(out) == 0 {
+		return b.String(), nil
+	}
+	fmt.Fprintf(&b, "table %s {\n", t)
+	for _, c := range []struct {
+		name, hook string
+		rules      []string
+	}{{"in", "input", in}, {"out", "output", out}} {
+		fmt.Fprintf(&b, "\tchain %s {\n\t\ttype filter hook %s priority -10; policy accept;\n", c.name, c.hook)
+		for _, r := range c.rules {
+			fmt.Fprintf(&b, "\t\t%s\n", r)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String(), nil
+}
+
+// Close removes the run from every host: its nftables tables, then, once
+// the caller has stopped the nodes, it brings each node's log and data
+// directory home (fetch, when not nil, names the local log file and data
+// directory of a node), deletes the run's directory and lock, and closes
+// the connections. It returns every error, joined.
+func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data string)) error {
+	var mu sync.Mutex
+	var errs []error
+	add := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for _, h := range f.hosts {
+		if h == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer h.r.close()
+			if h.lifeline == nil {
+				return // nothing of this run is on the host
+			}
+			if h.faults {
+				t := "inet " + h.table(f.tag)
+				if _, err := h.r.run(ctx, h.r.spec.Nft+" -f -", strings.NewReader(fmt.Sprintf("table %s\ndelete table %s\n", t, t))); err != nil {
+					add(fmt.Errorf("remove %s's faults: %w", h.node, err))
+				}
+			}
+			dir := h.runDir(f.tag)
+			if fetch != nil {
+				log, data := fetch(h.node)
+				err := h.r.fetch(ctx, dir, func(name string) string {
+					switch {
+					case name == "log":
+						return log
+					case name == "data" || strings.HasPrefix(name, "data/"):
+						return filepath.Join(data, strings.TrimPrefix(strings.TrimPrefix(name, "data"), "/"))
+					}
+					return ""
+				})
+				if err != nil {
+					add(fmt.Errorf("bring %s's log and data home: %w", h.node, err))
+				}
+			}
+			lock := path.Join(h.dir, f.tag+"."+h.node+".lock")
+			if _, err := h.r.run(ctx, fmt.Sprintf("rm -rf %s; rmdir %s 2>/dev/null; rm -f %s", q(dir), q(path.Join(h.dir, f.tag)), q(lock)), nil); err != nil {
+				add(err)
+			}
+			h.lifeline.Close()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

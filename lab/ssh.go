@@ -1,0 +1,225 @@
+package lab
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kballard/go-shellquote"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// remote is one SSH connection to a host of a hosts file.
+type remote struct {
+	spec   HostSpec
+	client *ssh.Client
+	sudo   string // "" as root, else "sudo -n "
+}
+
+// dialTimeout bounds an SSH handshake.
+const dialTimeout = 5 * time.Second
+
+// dial connects and authenticates to h, checking its host key against the
+// known_hosts file unless h says to ignore it.
+func dial(ctx context.Context, h HostSpec) (*remote, error) {
+	where := fmt.Sprintf("%s@%s:%d", h.User, h.Address, h.Port)
+	keyPEM, err := os.ReadFile(h.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read key: %w", where, err)
+	}
+	signer, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: key %s: %w (a key with a passphrase is not supported: use an agent-free key for test hosts)", where, h.Key, err)
+	}
+	hostKey := ssh.InsecureIgnoreHostKey()
+	if !h.InsecureIgnoreHostKey {
+		if hostKey, err = knownhosts.New(h.KnownHosts); err != nil {
+			return nil, fmt.Errorf("%s: known_hosts: %w (or set insecure_ignore_host_key = true for throwaway hosts)", where, err)
+		}
+	}
+	cfg := &ssh.ClientConfig{
+		User: h.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: hostKey, Timeout: dialTimeout,
+	}
+	addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot reach it: %w", where, err)
+	}
+	conn.SetDeadline(time.Now().Add(dialTimeout))
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s: SSH: %w", where, err)
+	}
+	conn.SetDeadline(time.Time{})
+	r := &remote{spec: h, client: ssh.NewClient(c, chans, reqs)}
+	if h.User != "root" {
+		r.sudo = "sudo -n "
+	}
+	return r, nil
+}
+
+func (r *remote) String() string { return r.spec.Address }
+
+// close ends the connection, and with it every session still open.
+func (r *remote) close() error { return r.client.Close() }
+
+// run runs cmd through the host's shell as root (sudo -n when the SSH user
+// is not root), with stdin (may be nil), and returns its standard output. A command that fails returns an error with
+// the end of its standard error.
+func (r *remote) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	var out bytes.Buffer
+	err := r.stream(ctx, cmd, stdin, &out)
+	return out.Bytes(), err
+}
+
+// stream is run with the standard output written to stdout as it comes.
+func (r *remote) stream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) error {
+	cmd = r.asRoot(cmd)
+	s, err := r.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("%s: open an SSH session: %w", r, err)
+	}
+	defer s.Close()
+	var stderr bytes.Buffer
+	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, &stderr
+	if err := s.Start(cmd); err != nil {
+		return fmt.Errorf("%s: %w", r, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = s.Signal(ssh.SIGKILL)
+		s.Close()
+		return ctx.Err()
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 500 {
+			msg = "..." + msg[len(msg)-500:]
+		}
+		if msg == "" {
+			return fmt.Errorf("%s: %s: %w", r, firstWords(cmd), err)
+		}
+		return fmt.Errorf("%s: %s: %w: %s", r, firstWords(cmd), err, msg)
+	}
+	return nil
+}
+
+// firstWords shortens a command for an error message.
+func firstWords(cmd string) string {
+	if i := strings.IndexAny(cmd, "\n;|&"); i >= 0 {
+		cmd = cmd[:i] + " ..."
+	}
+	if len(cmd) > 80 {
+		cmd = cmd[:80] + "..."
+	}
+	return cmd
+}
+
+// asRoot prefixes a command with sudo when the SSH user is not root.
+func (r *remote) asRoot(cmd string) string {
+	if r.sudo == "" {
+		return cmd
+	}
+	return r.sudo + "sh -c " + shellquote.Join(cmd)
+}
+
+// upload copies the local file to path on the host, executable, through a
+// temporary name: a reader never sees a partial file.
+func (r *remote) upload(ctx context.Context, local, path string) error {
+	f, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	q := shellquote.Join(path)
+	tmp := shellquote.Join(path + ".part")
+	cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod 755 %s && mv -f %s %s",
+		shellquote.Join(filepath.Dir(path)), tmp, tmp, tmp, q)
+	if _, err := r.run(ctx, cmd, f); err != nil {
+		return fmt.Errorf("upload %s: %w", local, err)
+	}
+	return nil
+}
+
+// fetch copies the host's directory dir into local with tar, mapping each
+// entry's path through place (which returns "" to skip it). Only regular
+// files and directories are copied; a path that would leave its
+// destination is an error.
+func (r *remote) fetch(ctx context.Context, dir string, place func(name string) string) error {
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := r.stream(ctx, "tar -C "+shellquote.Join(dir)+" -cf - .", nil, pw)
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	err := untar(pr, place)
+	if err == nil {
+		_, err = io.Copy(io.Discard, pr) // tar's padding
+	}
+	pr.CloseWithError(errors.New("stopped reading"))
+	if rerr := <-errc; rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// untar writes a tar stream's files where place says.
+func untar(rd io.Reader, place func(name string) string) error {
+	tr := tar.NewReader(rd)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(h.Name)
+		if filepath.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("tar entry %q leaves its directory", h.Name)
+		}
+		dst := place(name)
+		if dst == "" {
+			continue
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
