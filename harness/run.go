@@ -138,7 +138,7 @@ type runner struct {
 
 	fleet        *lab.Fleet // the SSH hosts, on that network
 	nemesisStats string     // what the nemesis did, for the summary
-	reported     bool   // the report was attempted at the end of execute
+	reported     bool       // the report was attempted at the end of execute
 }
 
 func (r *runner) logf(format string, args ...any) {
