@@ -14,7 +14,7 @@ import (
 
 // openFleet connects to the run's SSH hosts (README "Nodes on SSH
 // hosts"), runs the preflight (a host that fails it refuses the run:
-// ErrFaultsUnsupported, before any node starts), removes what dead runs
+// lab.ErrPreflight, before any node starts), removes what dead runs
 // left there, and returns each node's addresses.
 func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
 	start := time.Now()
@@ -35,7 +35,7 @@ func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %w", ErrFaultsUnsupported, err)
+		return nil, err
 	}
 	r.fleet = f
 	r.rec.HostsTag = f.Tag()

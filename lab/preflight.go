@@ -186,16 +186,14 @@ for run in ecc_*; do
   [ -n "$alive" ] && continue
   info=$(cat "$run"/*/info 2>/dev/null | head -n 1)
   echo "run $run (${info:-no info})"
-  for p in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-    case $cmd in
-      *"$dir/$run/"*)
-        pid=${p#/proc/}
-        pg=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f3)
-        [ -n "$pg" ] && [ "$pg" -gt 1 ] && kill -KILL -- "-$pg" 2>/dev/null
-        kill -KILL "$pid" 2>/dev/null
-        echo "process $pid: $(echo "$cmd" | cut -c1-120)" ;;
-    esac
+  for f in $(grep -laF "$dir/$run/" /proc/[0-9]*/cmdline 2>/dev/null); do
+    p=${f%/cmdline} pid=${f#/proc/} pid=${pid%/cmdline}
+    [ "$pid" = $$ ] && continue
+    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    pg=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f3)
+    [ -n "$pg" ] && [ "$pg" -gt 1 ] && kill -KILL -- "-$pg" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null
+    echo "process $pid: $(echo "$cmd" | cut -c1-120)"
   done
   if command -v "$nft" >/dev/null 2>&1; then
     for t in $("$nft" list tables 2>/dev/null | awk '$2 == "inet" {print $3}'); do

@@ -33,14 +33,15 @@ up() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   local k
-  for k in $(seq 0 255); do
-    ip link show "ecch-$k" >/dev/null 2>&1 || break
+  # Claim the first free set number by creating its bridge (atomic: two
+  # concurrent ups never share one).
+  for k in $(seq 0 256); do
+    (( k < 256 )) || die "no free bridge name ecch-0..255"
+    ip link add "ecch-$k" type bridge 2>/dev/null && break
   done
-  ip link show "ecch-$k" >/dev/null 2>&1 && die "no free bridge name ecch-0..255"
   # The state file first: down removes whatever part of this was made.
   printf 'set=%s\nhosts=%s\n' "$k" "$n" >"$dir/state"
-  trap 'echo "lab-hosts: up failed; cleaning up" >&2; down "$dir"' ERR
-  ip link add "ecch-$k" type bridge
+  trap '[ $? -eq 0 ] || { echo "lab-hosts: up failed; removing what was made" >&2; down "$dir" >/dev/null; }' EXIT
   ip addr add "10.98.$k.1/24" dev "ecch-$k"
   ip link set "ecch-$k" up
 
@@ -102,7 +103,7 @@ EOF
     done
   done
   mv "$dir/hosts.toml.tmp" "$dir/hosts.toml"
-  trap - ERR
+  trap - EXIT
   echo "$n hosts up: 10.98.$k.11-$((10 + n)); $dir/hosts.toml"
 }
 

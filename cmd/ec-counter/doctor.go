@@ -21,9 +21,13 @@ func doctorCommand() *cli.Command {
 		Usage: "say what this machine can do: the lab (user and network namespaces, nftables, NFQUEUE), each fault kind on each network, chromium",
 		Description: "Builds a two-host lab and tries each kernel fault on real traffic, then prints which fault kinds\n" +
 			"each network can inject here and how to enable what is missing. Exits 0 if the lab works, 1 if not.",
+		Flags: []cli.Flag{hostsFlag("check the SSH hosts of `FILE` instead (README \"Nodes on SSH hosts\"): SSH, root or sudo, nftables, NFQUEUE, clock, disk, system; exits 1 if one fails")},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return usageError(fmt.Errorf("doctor takes no arguments, got %q", c.Args().Slice()))
+			}
+			if c.String("hosts") != "" {
+				return doctorHosts(c)
 			}
 			if !lab.Inside() {
 				printHostFacts()

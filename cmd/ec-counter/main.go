@@ -71,6 +71,7 @@ func run() int {
 			doctorCommand(),
 			junitMergeCommand(),
 			shrinkCommand(),
+			cleanupCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

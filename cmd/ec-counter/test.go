@@ -148,7 +148,7 @@ func runTest(c *cli.Context) error {
 		if errors.Is(err, context.Canceled) {
 			return cli.Exit("ec-counter: interrupted; nodes stopped", exitCrashed)
 		}
-		if errors.Is(err, harness.ErrFaultsUnsupported) {
+		if errors.Is(err, harness.ErrFaultsUnsupported) || errors.Is(err, lab.ErrPreflight) {
 			return usageError(err)
 		}
 		return harnessFailure(err)

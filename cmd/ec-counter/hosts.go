@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ec-counter/ec-counter/lab"
+)
+
+// hostsFlag is --hosts of doctor and cleanup.
+func hostsFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "hosts", Usage: usage}
+}
+
+// readHostsFlag reads the hosts file of --hosts (usage error if bad).
+func readHostsFlag(c *cli.Context) (*lab.HostsFile, error) {
+	hf, err := lab.ReadHosts(c.String("hosts"))
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--hosts: %w", err))
+	}
+	return hf, nil
+}
+
+// doctorHosts prints the preflight of every host of --hosts as a table (a
+// run with network faults and this binary as the node: the most a run
+// needs) and exits 0 if all pass, 1 if not.
+func doctorHosts(c *cli.Context) error {
+	hf, err := readHostsFlag(c)
+	if err != nil {
+		return err
+	}
+	reps := lab.CheckHosts(c.Context, hf, lab.FleetOptions{Nft: true, Arch: true})
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSSH\tROOT\tNFTABLES\tNFQUEUE\tCLOCK\tDISK FREE\tSYSTEM\tVERDICT")
+	failed := 0
+	for _, r := range reps {
+		verdict := "ok"
+		if p := r.Problems(); len(p) > 0 {
+			verdict = "FAIL: " + strings.Join(p, "; ")
+			failed++
+		}
+		if r.SSH != nil {
+			fmt.Fprintf(tw, "%s\tNO\t-\t-\t-\t-\t-\t-\t%s\n", r.Address, verdict)
+			continue
+		}
+		root := r.Root
+		if root == "" {
+			root = "NO"
+		}
+		queue := "no (delay needs it)"
+		if r.NFQueue {
+			queue = "yes"
+		}
+		fmt.Fprintf(tw, "%s\tyes\t%s\t%s\t%s\t%+.3fs\t%d MiB\t%s\t%s\n", r.Address, root, orDash(r.Nft), queue,
+			r.Skew.Round(time.Millisecond).Seconds(), r.Free>>20, orDash(r.Arch), verdict)
+	}
+	tw.Flush()
+	if failed > 0 {
+		fmt.Printf("\n%d of %d hosts cannot take a run: 'ec-counter test --hosts' stops with 254 before any node starts\n", failed, len(reps))
+		return cli.Exit("", exitInvalid)
+	}
+	fmt.Printf("\nall %d hosts can take a run (partition, loss, kill and pause; not delay or crash)\n", len(reps))
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func cleanupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cleanup",
+		Usage: "remove what dead runs left on SSH hosts: their processes, nftables tables and files",
+		Description: "A run on SSH hosts (test --hosts) removes what it put there when it ends; a harness that was killed\n" +
+			"cannot. Every run does this sweep when it starts; cleanup does it on demand. A run is dead when no\n" +
+			"harness holds its lock on the host; a live run is never touched, nor anything not tagged by a run.\n" +
+			"Exit code: 0 done, 1 a host could not be swept, 254 bad usage.",
+		Flags: []cli.Flag{hostsFlag("the hosts `FILE` (README \"Nodes on SSH hosts\")")},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 || c.String("hosts") == "" {
+				return usageError(fmt.Errorf("usage: ec-counter cleanup --hosts FILE"))
+			}
+			hf, err := readHostsFlag(c)
+			if err != nil {
+				return err
+			}
+			failed := false
+			for _, r := range lab.Cleanup(c.Context, hf) {
+				switch {
+				case r.Err != nil:
+					failed = true
+					fmt.Printf("%s: FAILED: %v\n", r.Address, r.Err)
+				case len(r.Removed) == 0:
+					fmt.Printf("%s: nothing left by dead runs\n", r.Address)
+				default:
+					for _, l := range r.Removed {
+						fmt.Printf("%s: removed %s\n", r.Address, l)
+					}
+				}
+			}
+			if failed {
+				return cli.Exit("", exitInvalid)
+			}
+			return nil
+		},
+	}
+}
