@@ -175,6 +175,7 @@ func CheckHosts(ctx context.Context, hf *HostsFile, opts FleetOptions) []HostRep
 const sweepScript = `dir=$1 nft=$2
 cd "$dir" 2>/dev/null || exit 0
 dir=$(pwd)
+echo "dir $dir"
 for run in ecc_*; do
   [ -d "$run" ] || continue
   case $run in *[!a-z0-9_]*) continue ;; esac
@@ -193,7 +194,7 @@ for run in ecc_*; do
     pg=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f3)
     [ -n "$pg" ] && [ "$pg" -gt 1 ] && kill -KILL -- "-$pg" 2>/dev/null
     kill -KILL "$pid" 2>/dev/null
-    echo "process $pid: $(echo "$cmd" | cut -c1-120)"
+    echo "process $pid: $cmd"
   done
   if command -v "$nft" >/dev/null 2>&1; then
     for t in $("$nft" list tables 2>/dev/null | awk '$2 == "inet" {print $3}'); do
@@ -212,8 +213,24 @@ func sweep(ctx context.Context, r *remote, dir, nft string) ([]string, error) {
 		return nil, fmt.Errorf("remove dead runs' leftovers: %w", err)
 	}
 	var lines []string
+	run := "" // the dead run the lines are about
 	for l := range strings.Lines(string(out)) {
-		if l = strings.TrimSpace(l); l != "" {
+		l = strings.TrimSpace(l)
+		if abs, ok := strings.CutPrefix(l, "dir "); ok {
+			dir = abs
+			continue
+		}
+		if tag, ok := strings.CutPrefix(l, "run "); ok {
+			run, _, _ = strings.Cut(tag, " ")
+		}
+		if run != "" {
+			// Command lines name the run's files by their full paths.
+			l = strings.ReplaceAll(l, strings.TrimSuffix(dir, "/")+"/"+run+"/", run+"/")
+		}
+		if len(l) > 200 {
+			l = l[:200] + "..."
+		}
+		if l != "" {
 			lines = append(lines, l)
 		}
 	}
