@@ -83,4 +83,3 @@ func Down(t testing.TB, dir string) {
 		t.Errorf("lab-hosts.sh down: %v\n%s", err, out)
 	}
 }
-
