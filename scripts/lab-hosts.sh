@@ -103,6 +103,10 @@ EOF
     done
   done
   mv "$dir/hosts.toml.tmp" "$dir/hosts.toml"
+  if [ -n "${SUDO_USER:-}" ]; then
+    # The harness that uses the hosts needs no root: give its user the key.
+    chown "$SUDO_USER" "$dir" "$dir/id_ed25519" "$dir/id_ed25519.pub" "$dir/known_hosts" "$dir/hosts.toml"
+  fi
   trap - EXIT
   echo "$n hosts up: 10.98.$k.11-$((10 + n)); $dir/hosts.toml"
 }
