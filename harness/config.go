@@ -252,10 +252,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Hosts != nil {
 		if c.Net != NetAuto && c.Net != NetHosts && c.Net != "" {
-			errs = append(errs, &FieldError{Field: "net", Others: []string{"hosts"}, Problem: "%s and %s exclude each other: the nodes run on the hosts"})
+			errs = append(errs, &FieldError{Field: "net", Others: []string{"hosts"}, Problem: "and %s exclude each other: the nodes run on the hosts"})
 		}
 		if c.Nodes != len(c.Hosts.Hosts) {
-			errs = append(errs, &FieldError{Field: "nodes", Others: []string{"hosts"}, Problem: fmt.Sprintf(
+			errs = append(errs, &FieldError{Field: "nodes", Others: []string{"hosts", "nodes"}, Problem: fmt.Sprintf(
 				"is %d, but %%s lists %d hosts (one node each): drop %%s", c.Nodes, len(c.Hosts.Hosts))})
 		}
 	}
