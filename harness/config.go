@@ -66,8 +66,8 @@ type Config struct {
 	// makes, else loopback).
 	Net string `json:"net"`
 	// Hosts, when not nil, runs the nodes on SSH hosts, one per entry
-	// (README "Nodes on SSH hosts"): Net is then NetHosts, and Nodes the
-	// number of entries.
+	// (README "Nodes on SSH hosts"): Net is then NetHosts, and the nodes
+	// run on the first Nodes entries.
 	Hosts *lab.HostsFile `json:"hosts,omitempty"`
 	// HostsFile names the file Hosts was read from, for the replay.
 	HostsFile string `json:"hosts_file,omitempty"`
@@ -254,9 +254,9 @@ func (c *Config) Validate() error {
 		if c.Net != NetAuto && c.Net != NetHosts && c.Net != "" {
 			errs = append(errs, &FieldError{Field: "net", Others: []string{"hosts"}, Problem: "and %s exclude each other: the nodes run on the hosts"})
 		}
-		if c.Nodes != len(c.Hosts.Hosts) {
-			errs = append(errs, &FieldError{Field: "nodes", Others: []string{"hosts", "nodes"}, Problem: fmt.Sprintf(
-				"is %d, but %%s lists %d hosts (one node each): drop %%s", c.Nodes, len(c.Hosts.Hosts))})
+		if c.Nodes > len(c.Hosts.Hosts) {
+			errs = append(errs, &FieldError{Field: "nodes", Others: []string{"hosts"}, Problem: fmt.Sprintf(
+				"is %d, but %%s lists %d hosts (one node each)", c.Nodes, len(c.Hosts.Hosts))})
 		}
 	}
 	if c.Net == NetLab && !lab.Inside() {
@@ -300,9 +300,9 @@ func (c *Config) checkNetworkFaults(s nemesis.Schedule) error {
 }
 
 // checkHosts refuses, on SSH hosts, the faults they cannot take (README
-// "Nodes on SSH hosts"): crash (no power-loss file system there), delay
-// (no delayer there yet), and network faults between two nodes that share
-// an address, which rules by address cannot tell apart.
+// "Nodes on SSH hosts"): crash (no power-loss file system there), and
+// network faults between two nodes that share an address, which rules by
+// address cannot tell apart.
 func (c *Config) checkHosts(s nemesis.Schedule) error {
 	if c.Hosts == nil {
 		return nil
@@ -313,15 +313,24 @@ func (c *Config) checkHosts(s nemesis.Schedule) error {
 	if s.Crashes() || slices.Contains(c.Nemesis, nemesis.FCrash) || (c.Disk != DiskAuto && c.Disk != DiskPlain && c.Disk != "") {
 		return refuse("crash and the power-loss disk are not available: they need the power-loss file system, which runs on this machine only (kill works)")
 	}
-	for _, st := range s {
-		if st.Action == nemesis.FStartLink && (st.Link.Delay > 0 || st.Link.Jitter > 0) {
-			return refuse("delay is not available (partition, loss, kill and pause are): use --net lab for delay")
-		}
-	}
-	if a := c.Hosts.SharedAddrs(); a != "" && s.NetworkFaults() {
+	if a := c.usedHosts().SharedAddrs(); a != "" && s.NetworkFaults() {
 		return refuse(fmt.Sprintf("two nodes share the address %s, and network faults, which match addresses, would cut both: give each node its own node_addr, or drop the network faults", a))
 	}
 	return nil
+}
+
+// usedHosts returns the hosts file's first Nodes entries, where the nodes run.
+func (c *Config) usedHosts() *lab.HostsFile {
+	hf := *c.Hosts
+	hf.Hosts = hf.Hosts[:min(c.Nodes, len(hf.Hosts))]
+	return &hf
+}
+
+// delays reports whether s delays a link.
+func delays(s nemesis.Schedule) bool {
+	return slices.ContainsFunc(s, func(st nemesis.Step) bool {
+		return st.Action == nemesis.FStartLink && (st.Link.Delay > 0 || st.Link.Jitter > 0)
+	})
 }
 
 // disk resolves Disk for schedule s: DiskPlain, DiskLazy or DiskTorn.

@@ -23,11 +23,13 @@ func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
 		return nil, err
 	}
 	opts := lab.FleetOptions{
-		Nft:  sched.NetworkFaults(),
-		Arch: strings.Contains(r.cfg.NodeCmd, "{self}"),
-		Logf: r.logf,
+		Nft:   sched.NetworkFaults(),
+		Arch:  strings.Contains(r.cfg.NodeCmd, "{self}"),
+		Delay: delays(sched),
+		Logf:  r.logf,
 	}
-	f, err := lab.OpenFleet(ctx, r.cfg.Hosts, nodeNames(r.cfg.Nodes), opts)
+	hosts := r.cfg.usedHosts()
+	f, err := lab.OpenFleet(ctx, hosts, nodeNames(r.cfg.Nodes), opts)
 	if err != nil {
 		if f != nil {
 			f.Close(context.WithoutCancel(ctx), nil)
@@ -39,8 +41,8 @@ func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
 	}
 	r.fleet = f
 	r.rec.HostsTag = f.Tag()
-	addrs := make([]runstore.NodeAddrs, len(r.cfg.Hosts.Hosts))
-	for i, h := range r.cfg.Hosts.Hosts {
+	addrs := make([]runstore.NodeAddrs, len(hosts.Hosts))
+	for i, h := range hosts.Hosts {
 		addrs[i] = runstore.NodeAddrs{
 			HTTP:   h.NodeAddr + ":" + strconv.Itoa(h.HTTPPort),
 			Gossip: h.NodeAddr + ":" + strconv.Itoa(h.GossipPort),
@@ -57,7 +59,11 @@ func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
 func (r *runner) install(ctx context.Context, cl *cluster) error {
 	start := time.Now()
 	var self, cmd string
-	if strings.Contains(r.cfg.nodeCommand(), "{self}") {
+	sched, err := r.cfg.schedule(nodeNames(r.cfg.Nodes))
+	if err != nil {
+		return err
+	}
+	if strings.Contains(r.cfg.nodeCommand(), "{self}") || delays(sched) { // the delayers are this binary
 		exe, err := os.Executable()
 		if err != nil {
 			return err

@@ -157,6 +157,11 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 		return nil, fmt.Errorf("read %s's configuration: %w", dir, err)
 	}
 	cfg.HasSeed, cfg.Seed = true, rec.Seed
+	if cfg.Hosts != nil && opts.Parallel > 1 {
+		// Runs on the same SSH hosts would share their ports.
+		fmt.Fprintf(out, "shrink: the run's nodes ran on SSH hosts: one run at a time\n")
+		opts.Parallel = 1
+	}
 	orig, err := loadCase(dir, rec, &cfg)
 	if err != nil {
 		return nil, err

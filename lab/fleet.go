@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,8 @@ type Fleet struct {
 	hosts []*fleetHost
 	byIP  map[netip.Addr]*fleetHost
 	logf  func(format string, args ...any)
+	delay  bool // every host runs a delayer
+	closed bool
 }
 
 // fleetHost is one entry of the fleet: the node it runs, and the SSH
@@ -51,9 +54,19 @@ type fleetHost struct {
 	dir      string // the host's dir, absolute
 	addr     netip.Addr
 	lifeline *ssh.Session
+	delayer  *hostDelayer // nil unless the fleet delays
 
 	mu     sync.Mutex
 	faults bool // its table may exist
+}
+
+// hostDelayer is the SSH session of a host's delayer (ServeDelays): a line
+// of delays in, "ok" out. Its standard input ends with the session, and
+// with it the delayer and its table.
+type hostDelayer struct {
+	s   *ssh.Session
+	in  io.WriteCloser
+	out *bufio.Reader
 }
 
 // runDir is where this run keeps this node's files on the host.
@@ -73,6 +86,9 @@ type FleetOptions struct {
 	Nft bool
 	// Arch requires every host to run this binary (it will be uploaded).
 	Arch bool
+	// Delay runs a delayer on every host (this binary, host-delayer),
+	// which needs NFQUEUE there, and this binary uploaded (Install's self).
+	Delay bool
 	// Logf prints progress and what the sweep of dead runs removed.
 	Logf func(format string, args ...any)
 }
@@ -88,7 +104,7 @@ func OpenFleet(ctx context.Context, hf *HostsFile, nodes []string, opts FleetOpt
 	}
 	tagBytes := make([]byte, 6)
 	rand.Read(tagBytes)
-	f := &Fleet{tag: "ecc_" + hex.EncodeToString(tagBytes), byIP: map[netip.Addr]*fleetHost{}, logf: opts.Logf}
+	f := &Fleet{tag: "ecc_" + hex.EncodeToString(tagBytes), byIP: map[netip.Addr]*fleetHost{}, logf: opts.Logf, delay: opts.Delay}
 	if f.logf == nil {
 		f.logf = func(string, ...any) {}
 	}
@@ -279,8 +295,80 @@ func (f *Fleet) Install(ctx context.Context, self, cmd string, token []byte) err
 				return err
 			}
 		}
+		if f.delay {
+			if self == "" {
+				return errors.New("delay needs this binary on the hosts (Install's self)")
+			}
+			return f.startDelayer(ctx, h)
+		}
 		return nil
 	})
+}
+
+// startDelayer starts h's delayer over an SSH session of its own and waits
+// until its rules and queue are ready (its answer to an empty line of
+// delays).
+func (f *Fleet) startDelayer(ctx context.Context, h *fleetHost) error {
+	s, err := h.r.client.NewSession()
+	if err != nil {
+		return fmt.Errorf("%s: %w", h.r, err)
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	var stderr strings.Builder
+	s.Stderr = &stderr
+	sum := sha256.Sum256([]byte(f.tag + h.node))
+	queue := 1000 + (int(sum[0])<<8|int(sum[1]))%64000 // spread, so runs rarely share one
+	cmd := fmt.Sprintf("exec %s host-delayer --table %s --queue %d --addr %s",
+		q(f.Paths(h.node).Self), q(h.table(f.tag)+"_delay"), queue, h.addr)
+	if err := s.Start(h.r.asRoot(cmd)); err != nil {
+		s.Close()
+		return fmt.Errorf("%s: start the delayer: %w", h.r, err)
+	}
+	h.delayer = &hostDelayer{s: s, in: in, out: bufio.NewReader(out)}
+	if err := h.delayer.set(ctx, hostDelays{}); err != nil {
+		return fmt.Errorf("%s: start the delayer: %w %s", h.r, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// set sends the delayer every delay of its node and waits for its answer.
+func (d *hostDelayer) set(ctx context.Context, hd hostDelays) error {
+	line, err := json.Marshal(hd)
+	if err != nil {
+		return err
+	}
+	answer := make(chan string, 1)
+	go func() {
+		if _, err := d.in.Write(append(line, '\n')); err != nil {
+			answer <- "error: " + err.Error()
+			return
+		}
+		l, err := d.out.ReadString('\n')
+		if err != nil {
+			l = "error: the delayer ended (" + err.Error() + ")"
+		}
+		answer <- strings.TrimSpace(l)
+	}()
+	select {
+	case a := <-answer:
+		if a != "ok" {
+			return errors.New(strings.TrimPrefix(a, "error: "))
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+		return errors.New("the delayer did not answer in 10s")
+	}
 }
 
 // fileSum returns the first 16 hex digits of a file's SHA-256.
@@ -383,7 +471,8 @@ func (e *nftRefused) Unchanged() bool { return true }
 // "Admin API" body): one nft -f on its host, atomic, replacing the
 // node's table: "in" faults in a chain on the input hook, by the peer's
 // source address, "out" faults on the output hook, by its destination.
-// Delay is not supported on hosts; loss is nftables numgen.
+// Loss is nftables numgen; delay and jitter go to the host's delayer
+// (FleetOptions.Delay), whose answer comes first.
 func (f *Fleet) SetFaults(ctx context.Context, node string, fs api.FaultSet) error {
 	h := f.host(node)
 	if h == nil {
@@ -400,6 +489,22 @@ func (f *Fleet) SetFaults(ctx context.Context, node string, fs api.FaultSet) err
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.faults = true
+	if h.delayer != nil {
+		hd := hostDelays{In: map[string]api.DirFaults{}, Out: map[string]api.DirFaults{}}
+		for ip, lf := range byIP {
+			if lf.In != nil && (lf.In.DelayMS > 0 || lf.In.JitterMS > 0) {
+				hd.In[ip.String()] = api.DirFaults{DelayMS: lf.In.DelayMS, JitterMS: lf.In.JitterMS}
+			}
+			if lf.Out != nil && (lf.Out.DelayMS > 0 || lf.Out.JitterMS > 0) {
+				hd.Out[ip.String()] = api.DirFaults{DelayMS: lf.Out.DelayMS, JitterMS: lf.Out.JitterMS}
+			}
+		}
+		// The delays, then the drops and losses: two steps, so a failure
+		// of the second leaves the faults unknown, not unchanged.
+		if err := h.delayer.set(ctx, hd); err != nil {
+			return fmt.Errorf("hosts: set %s's delays: %w", node, err)
+		}
+	}
 	if _, err := h.r.run(ctx, h.r.spec.Nft+" -f -", strings.NewReader(script)); err != nil {
 		var ee *ssh.ExitError
 		if errors.As(err, &ee) {
@@ -434,8 +539,8 @@ func (f *Fleet) nftScript(h *fleetHost, byIP map[netip.Addr]api.LinkFaults) (str
 		}{{&in, "ip saddr " + ip.String(), lf.In}, {&out, "ip daddr " + ip.String(), lf.Out}} {
 			switch {
 			case !d.f.Active():
-			case d.f.DelayMS > 0 || d.f.JitterMS > 0:
-				return "", fmt.Errorf("hosts: %s: delay is not supported on SSH hosts (partition and loss are)", h.node)
+			case (d.f.DelayMS > 0 || d.f.JitterMS > 0) && !f.delay:
+				return "", fmt.Errorf("hosts: %s: delay needs the hosts' delayers, which this run did not start", h.node)
 			case d.f.Drop:
 				*d.rules = append(*d.rules, d.match+" drop")
 			case d.f.Loss > 0:
@@ -465,8 +570,13 @@ func (f *Fleet) nftScript(h *fleetHost, byIP map[netip.Addr]api.LinkFaults) (str
 // the caller has stopped the nodes, it brings each node's log and data
 // directory home (fetch, when not nil, names the local log file and data
 // directory of a node), deletes the run's directory and lock, and closes
-// the connections. It returns every error, joined.
+// the connections. It returns every error, joined. Only the first call
+// does anything.
 func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data string)) error {
+	if f.closed {
+		return nil
+	}
+	f.closed = true
 	var mu sync.Mutex
 	var errs []error
 	add := func(err error) {
@@ -485,6 +595,20 @@ func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data st
 			defer h.r.close()
 			if h.lifeline == nil {
 				return // nothing of this run is on the host
+			}
+			if h.delayer != nil {
+				h.delayer.in.Close() // the delayer deletes its table and ends
+				done := make(chan error, 1)
+				go func() { done <- h.delayer.s.Wait() }()
+				select {
+				case err := <-done:
+					if err != nil {
+						add(fmt.Errorf("%s's delayer: %w", h.node, err))
+					}
+				case <-time.After(10 * time.Second):
+					add(fmt.Errorf("%s's delayer did not end in 10s", h.node))
+				}
+				h.delayer.s.Close()
 			}
 			if h.faults {
 				t := "inet " + h.table(f.tag)

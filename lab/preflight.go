@@ -27,6 +27,7 @@ type HostReport struct {
 	Nft     string        // "ok", else why nftables cannot be used
 	NeedNft bool          // the run needs nftables
 	NFQueue bool          // the kernel has NFQUEUE (for delay)
+	NeedQ   bool          // the run needs NFQUEUE (it delays)
 	Skew    time.Duration // the host's clock minus this machine's
 	Free    int64         // bytes free in Dir
 	Arch    string        // uname -sm
@@ -49,6 +50,9 @@ func (r HostReport) Problems() []string {
 	}
 	if r.NeedNft && r.Nft != "ok" {
 		p = append(p, "nftables: "+r.Nft)
+	}
+	if r.NeedQ && !r.NFQueue {
+		p = append(p, "no NFQUEUE (nfnetlink_queue), which delay needs")
 	}
 	if r.Skew > MaxClockSkew || r.Skew < -MaxClockSkew {
 		p = append(p, fmt.Sprintf("clock off by %s (more than %s): sync it (chrony, ntp)", r.Skew.Round(time.Millisecond), MaxClockSkew))
@@ -91,7 +95,7 @@ for t in flock setsid tar tail; do command -v $t >/dev/null 2>&1 || echo "missin
 // checkHost runs the preflight on one host; it returns the connection
 // when the host could be reached.
 func checkHost(ctx context.Context, spec HostSpec, opts FleetOptions) (HostReport, *remote) {
-	rep := HostReport{Address: spec.Address, NeedNft: opts.Nft, NeedArc: opts.Arch}
+	rep := HostReport{Address: spec.Address, NeedNft: opts.Nft || opts.Delay, NeedArc: opts.Arch || opts.Delay, NeedQ: opts.Delay}
 	r, err := dial(ctx, spec)
 	if err != nil {
 		rep.SSH = err
@@ -197,8 +201,8 @@ for run in ecc_*; do
     echo "process $pid: $cmd"
   done
   if command -v "$nft" >/dev/null 2>&1; then
-    for t in $("$nft" list tables 2>/dev/null | awk '$2 == "inet" {print $3}'); do
-      case $t in "$run"_*) "$nft" delete table inet "$t" && echo "nftables table inet $t" ;; esac
+    "$nft" list tables 2>/dev/null | while read -r _ fam t; do
+      case $t in "$run"_*) "$nft" delete table "$fam" "$t" && echo "nftables table $fam $t" ;; esac
     done
   fi
   rm -rf "$run" "$run".*.lock && echo "files $dir/$run"

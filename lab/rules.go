@@ -140,7 +140,7 @@ func (r *ruleset) setShare(h *Host, s share) error {
 				add(d.kind, lossExprs(d.f.Loss)...)
 			}
 			if d.f.DelayMS > 0 || d.f.JitterMS > 0 {
-				add("d"+d.kind, r.queueExpr())
+				add("d"+d.kind, queueTarget(r.queue))
 			}
 		}
 	}
@@ -191,14 +191,14 @@ func lossExprs(p float64) []expr.Any {
 	}
 }
 
-// queueExpr sends the packet to the lab's delayer. This kernel's nftables
-// may lack its own queue statement (nft_queue), so the rule uses the
-// xtables NFQUEUE target through nft_compat, as iptables-nft does: revision
-// 3, struct xt_NFQ_info_v3 {u16 queuenum, queues_total, flags} in host byte
-// order, padded to 8 bytes.
-func (r *ruleset) queueExpr() expr.Any {
+// queueTarget sends the packet to netfilter queue num. This kernel's
+// nftables may lack its own queue statement (nft_queue), so the rule uses
+// the xtables NFQUEUE target through nft_compat, as iptables-nft does:
+// revision 3, struct xt_NFQ_info_v3 {u16 queuenum, queues_total, flags} in
+// host byte order, padded to 8 bytes.
+func queueTarget(num uint16) expr.Any {
 	info := make(xt.Unknown, 8)
-	binary.NativeEndian.PutUint16(info[0:], r.queue)
+	binary.NativeEndian.PutUint16(info[0:], num)
 	binary.NativeEndian.PutUint16(info[2:], 1)
 	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}
 }

@@ -41,7 +41,8 @@ up() {
   done
   # The state file first: down removes whatever part of this was made.
   printf 'set=%s\nhosts=%s\n' "$k" "$n" >"$dir/state"
-  trap '[ $? -eq 0 ] || { echo "lab-hosts: up failed; removing what was made" >&2; down "$dir" >/dev/null; }' EXIT
+  # (The trap runs outside this function: it names the directory itself.)
+  trap "[ \$? -eq 0 ] || { echo 'lab-hosts: up failed; removing what was made' >&2; down $(printf %q "$dir") >/dev/null; }" EXIT
   ip addr add "10.98.$k.1/24" dev "ecch-$k"
   ip link set "ecch-$k" up
 
@@ -121,6 +122,10 @@ down() {
   local i ns
   for i in $(seq 1 "$n"); do
     ns="ecch-$k-$i"
+    # The link first, at once: a namespace is torn down asynchronously, and
+    # its end of the link with it, which would collide with the next set
+    # that takes this number.
+    ip link delete "ecch-$k-$i" 2>/dev/null || true
     if ip netns list | grep -qx "$ns\( .*\)\?"; then
       # Every process in the namespace: sshd, and whatever it started.
       ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true

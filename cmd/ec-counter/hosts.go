@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -34,7 +37,7 @@ func doctorHosts(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reps := lab.CheckHosts(c.Context, hf, lab.FleetOptions{Nft: true, Arch: true})
+	reps := lab.CheckHosts(c.Context, hf, lab.FleetOptions{Nft: true, Arch: true, Delay: true})
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tSSH\tROOT\tNFTABLES\tNFQUEUE\tCLOCK\tDISK FREE\tSYSTEM\tVERDICT")
 	failed := 0
@@ -64,7 +67,7 @@ func doctorHosts(c *cli.Context) error {
 		fmt.Printf("\n%d of %d hosts cannot take a run: 'ec-counter test --hosts' stops with 254 before any node starts\n", failed, len(reps))
 		return cli.Exit("", exitInvalid)
 	}
-	fmt.Printf("\nall %d hosts can take a run (partition, loss, kill and pause; not delay or crash)\n", len(reps))
+	fmt.Printf("\nall %d hosts can take a run (partition, delay, loss, kill and pause; crash runs on this machine only)\n", len(reps))
 	return nil
 }
 
@@ -108,6 +111,33 @@ func cleanupCommand() *cli.Command {
 			}
 			if failed {
 				return cli.Exit("", exitInvalid)
+			}
+			return nil
+		},
+	}
+}
+
+// hostDelayerCommand is what the harness runs on an SSH host to delay its
+// node's links (lab.ServeDelays); not for users.
+func hostDelayerCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "host-delayer",
+		Hidden: true,
+		Usage:  "delay a node's links on an SSH host (run by the harness over SSH)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "table", Required: true},
+			&cli.UintFlag{Name: "queue", Required: true},
+			&cli.StringFlag{Name: "addr", Required: true},
+		},
+		Action: func(c *cli.Context) error {
+			addr, err := netip.ParseAddr(c.String("addr"))
+			if err != nil || !addr.Is4() || c.Uint("queue") > 65535 || !strings.HasPrefix(c.String("table"), "ecc_") {
+				return usageError(fmt.Errorf("host-delayer: --table ecc_..., --queue 0-65535 and an IPv4 --addr, got %q %d %q", c.String("table"), c.Uint("queue"), c.String("addr")))
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := lab.ServeDelays(ctx, c.String("table"), uint16(c.Uint("queue")), addr, os.Stdin, os.Stdout); err != nil {
+				return harnessFailure(err)
 			}
 			return nil
 		},

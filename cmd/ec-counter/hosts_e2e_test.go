@@ -121,7 +121,7 @@ func TestHostsChaosIsValid(t *testing.T) {
 	hostsFile, _ := labhosts.Up(t, 3)
 	store := t.TempDir()
 	for _, seed := range []string{"1", "2"} {
-		code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", store, "--seed", seed, "--nemesis", "partition,kill,pause")
+		code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", store, "--seed", seed, "--nemesis", "partition,kill,pause,link", "--requests", "200")
 		if code != 0 {
 			t.Fatalf("seed %s: exit %d\n%s", seed, code, out)
 		}
@@ -135,7 +135,7 @@ func TestHostsChaosIsValid(t *testing.T) {
 				}
 			}
 		}
-		for _, f := range []string{"start-partition", "stop-partition", "kill", "restart", "pause", "resume"} {
+		for _, f := range []string{"start-partition", "stop-partition", "kill", "restart", "pause", "resume", "start-link", "stop-link"} {
 			if !kinds[f] {
 				t.Errorf("seed %s: no %s in the history (%v)", seed, f, kinds)
 			}
@@ -261,7 +261,6 @@ func TestHostsRefusedUpFront(t *testing.T) {
 	}{
 		{"unreachable", "cannot reach it", []string{"--hosts", unreachable, "--nemesis", "kill"}},
 		{"no nftables", "nftables: /nonexistent/nft is not installed", []string{"--hosts", noNft, "--nemesis", "partition"}},
-		{"delay", "delay is not available", []string{"--hosts", hostsFile, "--nemesis", "delay"}},
 		{"crash", "crash and the power-loss disk are not available", []string{"--hosts", hostsFile, "--nemesis", "crash"}},
 		{"nodes", "lists 3 hosts", []string{"--hosts", hostsFile, "--nodes", "5"}},
 	} {

@@ -72,6 +72,7 @@ func run() int {
 			junitMergeCommand(),
 			shrinkCommand(),
 			cleanupCommand(),
+			hostDelayerCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			cli.HandleExitCoder(cli.Exit(fmt.Sprintf("ec-counter: no command %q; see 'ec-counter help'", name), exitUsage))

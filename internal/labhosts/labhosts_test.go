@@ -239,3 +239,76 @@ func TestFleetFaultsAndSignalsBite(t *testing.T) {
 func drop2(to lab.HostSpec) api.FaultSet {
 	return api.FaultSet{Links: map[string]api.LinkFaults{to.NodeAddr + ":7946": {Out: &api.DirFaults{Drop: true}}}}
 }
+
+// connectTime times a TCP connection from host from (nil: this machine) to
+// to's SSH port.
+func connectTime(t *testing.T, from *lab.HostSpec, to lab.HostSpec) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if from == nil {
+		c, err := net.DialTimeout("tcp", to.NodeAddr+":22", 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		return time.Since(start)
+	}
+	// bash's own clock around the connect: no ip netns exec start-up in it.
+	out, err := inHost(t, *from, "bash", "-c", "s=$EPOCHREALTIME; exec 3<>/dev/tcp/"+to.NodeAddr+"/22; e=$EPOCHREALTIME; echo $s $e")
+	if err != nil {
+		t.Fatalf("connect: %v %s", err, out)
+	}
+	var s, e float64
+	if _, err := fmt.Sscan(out, &s, &e); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	return time.Duration((e - s) * float64(time.Second))
+}
+
+func TestFleetDelayBites(t *testing.T) {
+	_, hf := Up(t, 2)
+	bin := filepath.Join(t.TempDir(), "ec-counter")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ec-counter").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	f, err := lab.OpenFleet(ctx, hf, []string{"n1", "n2"}, lab.FleetOptions{Nft: true, Delay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(ctx, nil)
+	if err := f.Install(ctx, bin, "", []byte("token\n")); err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := hf.Hosts[0], hf.Hosts[1]
+	delay := api.FaultSet{Links: map[string]api.LinkFaults{h2.NodeAddr + ":7946": {In: &api.DirFaults{DelayMS: 300}}}}
+	if err := f.SetFaults(ctx, "n1", delay); err != nil {
+		t.Fatal(err)
+	}
+	if d := connectTime(t, &h2, h1); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Errorf("host 2 to host 1 with 300ms of delay on n1's way in: connected in %s", d)
+	}
+	if d := connectTime(t, nil, h1); d > 150*time.Millisecond {
+		t.Errorf("this machine to host 1: %s; client traffic must not be delayed", d)
+	}
+	if tables, _ := inHost(t, h1, "nft", "list", "tables"); !strings.Contains(tables, "table ip "+f.Tag()+"_n1_delay") {
+		t.Errorf("no delayer table on host 1: %s", tables)
+	}
+	if err := f.SetFaults(ctx, "n1", api.FaultSet{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := connectTime(t, &h2, h1); d > 150*time.Millisecond {
+		t.Errorf("host 2 to host 1 after the heal: %s", d)
+	}
+	if err := f.Close(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hf.Hosts {
+		if tables, _ := inHost(t, h, "nft", "list", "tables"); strings.Contains(tables, "ecc_") {
+			t.Errorf("%s: tables left: %s", h.Address, tables)
+		}
+	}
+	if out, err := exec.Command("pgrep", "-af", "host-delayer").Output(); err == nil && strings.Contains(string(out), f.Tag()) {
+		t.Errorf("delayers left: %s", out)
+	}
+}
