@@ -38,10 +38,10 @@ import (
 // against the host tells a dead run's leftovers (removed, and said) from a
 // live run's (never touched).
 type Fleet struct {
-	tag   string
-	hosts []*fleetHost
-	byIP  map[netip.Addr]*fleetHost
-	logf  func(format string, args ...any)
+	tag    string
+	hosts  []*fleetHost
+	byIP   map[netip.Addr]*fleetHost
+	logf   func(format string, args ...any)
 	delay  bool // every host runs a delayer
 	closed bool
 }
