@@ -425,8 +425,11 @@ func (f *Fleet) Start(ctx context.Context, node string, args []string) (*Proc, e
 // exit status its wrapper wrote (none when a signal killed it).
 func (p *Proc) watch(tag string) {
 	defer close(p.done)
-	cmd := fmt.Sprintf("tail --pid=%d -s 0.05 -f /dev/null 2>/dev/null || while kill -0 %d 2>/dev/null; do sleep 0.05; done; cat %s 2>/dev/null || true",
-		p.pgid, p.pgid, q(path.Join(p.h.runDir(tag), "exit")))
+	// Until /proc has no such process or shows it a zombie: an init that
+	// is slow to reap (some container inits take seconds) must not delay
+	// the news. Shell built-ins only, but for the sleep.
+	cmd := fmt.Sprintf(`while read -r l 2>/dev/null </proc/%d/stat; do s=${l##*) }; [ "${s%%%% *}" = Z ] && break; sleep 0.05; done; cat %s 2>/dev/null || true`,
+		p.pgid, q(path.Join(p.h.runDir(tag), "exit")))
 	out, err := p.h.r.run(context.Background(), cmd, nil)
 	switch status := strings.TrimSpace(string(out)); {
 	case err != nil:

@@ -89,7 +89,7 @@ if ! command -v "$nft" >/dev/null 2>&1; then echo "nft=$nft is not installed"
 elif out=$("$nft" list tables 2>&1); then echo "nft=ok"
 else echo "nft=$nft list tables fails: $(echo "$out" | head -n 1)"; fi
 if [ -e /proc/net/netfilter/nfnetlink_queue ] || modprobe -q nfnetlink_queue 2>/dev/null; then echo nfqueue=yes; fi
-for t in flock setsid tar tail; do command -v $t >/dev/null 2>&1 || echo "missing=$t"; done
+for t in flock setsid tar; do command -v $t >/dev/null 2>&1 || echo "missing=$t"; done
 `
 
 // checkHost runs the preflight on one host; it returns the connection
