@@ -18,6 +18,7 @@ import (
 	"github.com/ec-counter/ec-counter/crashfs"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/runstore"
+	"golang.org/x/sync/errgroup"
 )
 
 // cluster is the set of node processes of one run.
@@ -233,19 +234,24 @@ func (c *cluster) startNode(name string) (*process, error) {
 		return nil, fmt.Errorf("no node %q", name)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if p := c.procs[name]; p != nil {
 		select {
 		case <-p.exited:
 		default:
+			c.mu.Unlock()
 			return nil, fmt.Errorf("node %s is already running", name)
 		}
 	}
+	c.mu.Unlock()
+	// Outside the lock: on SSH hosts a start is a round trip, and the
+	// nodes of a cluster start side by side.
 	p, err := startProcess(c.sp, s)
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
 	c.procs[name] = p
+	c.mu.Unlock()
 	return p, nil
 }
 
@@ -259,13 +265,16 @@ func (c *cluster) proc(name string) *process {
 // start starts every node and waits until each is healthy and sees all the
 // others alive.
 func (c *cluster) start(ctx context.Context, timeout time.Duration) error {
-	var procs []*process
-	for _, s := range c.specs {
-		p, err := c.startNode(s.Name)
-		if err != nil {
+	procs := make([]*process, len(c.specs))
+	var g errgroup.Group
+	for i, s := range c.specs {
+		g.Go(func() (err error) {
+			procs[i], err = c.startNode(s.Name)
 			return err
-		}
-		procs = append(procs, p)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
