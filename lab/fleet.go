@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -53,20 +52,11 @@ type fleetHost struct {
 	r        *remote
 	dir      string // the host's dir, absolute
 	addr     netip.Addr
-	lifeline *ssh.Session
-	delayer  *hostDelayer // nil unless the fleet delays
+	lifeline *session // holds the run's lock on the host
+	delayer  *session // the host's delayer; nil unless the fleet delays
 
 	mu     sync.Mutex
 	faults bool // its table may exist
-}
-
-// hostDelayer is the SSH session of a host's delayer (ServeDelays): a line
-// of delays in, "ok" out. Its standard input ends with the session, and
-// with it the delayer and its table.
-type hostDelayer struct {
-	s   *ssh.Session
-	in  io.WriteCloser
-	out *bufio.Reader
 }
 
 // runDir is where this run keeps this node's files on the host.
@@ -179,47 +169,16 @@ func (f *Fleet) each(ctx context.Context, fn func(context.Context, *fleetHost) e
 // the SSH connection: flock runs cat, which ends when its standard input
 // does, when Close closes it or the connection drops (the harness died).
 func (f *Fleet) lock(ctx context.Context, h *fleetHost) error {
-	s, err := h.r.client.NewSession()
-	if err != nil {
-		return fmt.Errorf("%s: %w", h.r, err)
-	}
-	stdin, err := s.StdinPipe()
-	if err != nil {
-		s.Close()
-		return err
-	}
-	stdout, err := s.StdoutPipe()
-	if err != nil {
-		s.Close()
-		return err
-	}
 	lock := path.Join(h.dir, f.tag+"."+h.node+".lock")
-	cmd := h.r.asRoot(fmt.Sprintf("exec flock %s sh -c 'echo locked; exec cat >/dev/null'", q(lock)))
-	if err := s.Start(cmd); err != nil {
-		s.Close()
-		return fmt.Errorf("%s: take the run's lock: %w", h.r, err)
+	s, err := h.r.start(fmt.Sprintf("exec flock %s sh -c 'echo locked; exec cat >/dev/null'", q(lock)))
+	if err != nil {
+		return fmt.Errorf("take the run's lock: %w", err)
 	}
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- l
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-line:
-		if strings.TrimSpace(l) != "locked" {
-			s.Close()
-			return fmt.Errorf("%s: take the run's lock %s: flock did not start", h.r, lock)
-		}
-	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
-	case <-time.After(10 * time.Second):
-		s.Close()
-		return fmt.Errorf("%s: take the run's lock %s: no answer in 10s", h.r, lock)
+	if l, err := s.exchange(ctx, nil, 10*time.Second); err != nil || l != "locked" {
+		s.s.Close()
+		return fmt.Errorf("%s: take the run's lock %s: flock: %q, %v", h.r, lock, l, err)
 	}
 	h.lifeline = s
-	_ = stdin // closed with the session
 	return nil
 }
 
@@ -309,66 +268,35 @@ func (f *Fleet) Install(ctx context.Context, self, cmd string, token []byte) err
 // until its rules and queue are ready (its answer to an empty line of
 // delays).
 func (f *Fleet) startDelayer(ctx context.Context, h *fleetHost) error {
-	s, err := h.r.client.NewSession()
-	if err != nil {
-		return fmt.Errorf("%s: %w", h.r, err)
-	}
-	in, err := s.StdinPipe()
-	if err != nil {
-		s.Close()
-		return err
-	}
-	out, err := s.StdoutPipe()
-	if err != nil {
-		s.Close()
-		return err
-	}
-	var stderr strings.Builder
-	s.Stderr = &stderr
 	sum := sha256.Sum256([]byte(f.tag + h.node))
 	queue := 1000 + (int(sum[0])<<8|int(sum[1]))%64000 // spread, so runs rarely share one
-	cmd := fmt.Sprintf("exec %s host-delayer --table %s --queue %d --addr %s",
-		q(f.Paths(h.node).Self), q(h.table(f.tag)+"_delay"), queue, h.addr)
-	if err := s.Start(h.r.asRoot(cmd)); err != nil {
-		s.Close()
-		return fmt.Errorf("%s: start the delayer: %w", h.r, err)
+	s, err := h.r.start(fmt.Sprintf("exec %s host-delayer --table %s --queue %d --addr %s 2>&1",
+		q(f.Paths(h.node).Self), q(h.table(f.tag)+"_delay"), queue, h.addr))
+	if err != nil {
+		return fmt.Errorf("start the delayer: %w", err)
 	}
-	h.delayer = &hostDelayer{s: s, in: in, out: bufio.NewReader(out)}
-	if err := h.delayer.set(ctx, hostDelays{}); err != nil {
-		return fmt.Errorf("%s: start the delayer: %w %s", h.r, err, strings.TrimSpace(stderr.String()))
+	h.delayer = s
+	if err := setDelays(ctx, s, hostDelays{}); err != nil {
+		return fmt.Errorf("%s: start the delayer: %w", h.r, err)
 	}
 	return nil
 }
 
-// set sends the delayer every delay of its node and waits for its answer.
-func (d *hostDelayer) set(ctx context.Context, hd hostDelays) error {
+// setDelays sends a host's delayer every delay of its node and waits for
+// its answer: "ok" once its rules are in force.
+func setDelays(ctx context.Context, s *session, hd hostDelays) error {
 	line, err := json.Marshal(hd)
 	if err != nil {
 		return err
 	}
-	answer := make(chan string, 1)
-	go func() {
-		if _, err := d.in.Write(append(line, '\n')); err != nil {
-			answer <- "error: " + err.Error()
-			return
-		}
-		l, err := d.out.ReadString('\n')
-		if err != nil {
-			l = "error: the delayer ended (" + err.Error() + ")"
-		}
-		answer <- strings.TrimSpace(l)
-	}()
-	select {
-	case a := <-answer:
-		if a != "ok" {
-			return errors.New(strings.TrimPrefix(a, "error: "))
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(10 * time.Second):
-		return errors.New("the delayer did not answer in 10s")
+	a, err := s.exchange(ctx, line, 10*time.Second)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the delayer: %w", err)
+	case a != "ok":
+		return errors.New(strings.TrimPrefix(a, "error: "))
 	}
+	return nil
 }
 
 // fileSum returns the first 16 hex digits of a file's SHA-256.
@@ -504,7 +432,7 @@ func (f *Fleet) SetFaults(ctx context.Context, node string, fs api.FaultSet) err
 		}
 		// The delays, then the drops and losses: two steps, so a failure
 		// of the second leaves the faults unknown, not unchanged.
-		if err := h.delayer.set(ctx, hd); err != nil {
+		if err := setDelays(ctx, h.delayer, hd); err != nil {
 			return fmt.Errorf("hosts: set %s's delays: %w", node, err)
 		}
 	}
@@ -599,19 +527,10 @@ func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data st
 			if h.lifeline == nil {
 				return // nothing of this run is on the host
 			}
-			if h.delayer != nil {
-				h.delayer.in.Close() // the delayer deletes its table and ends
-				done := make(chan error, 1)
-				go func() { done <- h.delayer.s.Wait() }()
-				select {
-				case err := <-done:
-					if err != nil {
-						add(fmt.Errorf("%s's delayer: %w", h.node, err))
-					}
-				case <-time.After(10 * time.Second):
-					add(fmt.Errorf("%s's delayer did not end in 10s", h.node))
+			if h.delayer != nil { // it deletes its table and ends
+				if err := h.delayer.close(10 * time.Second); err != nil {
+					add(fmt.Errorf("%s's delayer: %w", h.node, err))
 				}
-				h.delayer.s.Close()
 			}
 			if h.faults {
 				t := "inet " + h.table(f.tag)
@@ -639,7 +558,7 @@ func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data st
 			if _, err := h.r.run(ctx, fmt.Sprintf("rm -rf %s; rmdir %s 2>/dev/null; rm -f %s", q(dir), q(path.Join(h.dir, f.tag)), q(lock)), nil); err != nil {
 				add(err)
 			}
-			h.lifeline.Close()
+			h.lifeline.s.Close()
 		}()
 	}
 	wg.Wait()

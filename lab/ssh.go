@@ -2,6 +2,7 @@ package lab
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -119,6 +120,79 @@ func (r *remote) stream(ctx context.Context, cmd string, stdin io.Reader, stdout
 		return fmt.Errorf("%s: %s: %w: %s", r, firstWords(cmd), err, msg)
 	}
 	return nil
+}
+
+// session is a long-lived command on the host: lines in, lines out. Its
+// standard input ends with the session (Close, or the connection's end),
+// which a command such as cat or the delayer takes as its cue to end.
+type session struct {
+	s   *ssh.Session
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// start starts cmd (as root) in a session of its own; its standard error
+// is discarded.
+func (r *remote) start(cmd string) (*session, error) {
+	s, err := r.client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("%s: open an SSH session: %w", r, err)
+	}
+	in, err := s.StdinPipe()
+	if err == nil {
+		var out io.Reader
+		if out, err = s.StdoutPipe(); err == nil {
+			if err = s.Start(r.asRoot(cmd)); err == nil {
+				return &session{s: s, in: in, out: bufio.NewReader(out)}, nil
+			}
+		}
+	}
+	s.Close()
+	return nil, fmt.Errorf("%s: %s: %w", r, firstWords(cmd), err)
+}
+
+// exchange writes line (unless empty) and returns the next line the
+// command prints, trimmed; it gives up after timeout.
+func (s *session) exchange(ctx context.Context, line []byte, timeout time.Duration) (string, error) {
+	answer := make(chan error, 1)
+	var got string
+	go func() {
+		if len(line) > 0 {
+			if _, err := s.in.Write(append(line, '\n')); err != nil {
+				answer <- err
+				return
+			}
+		}
+		l, err := s.out.ReadString('\n')
+		got = strings.TrimSpace(l)
+		answer <- err
+	}()
+	select {
+	case err := <-answer:
+		if err != nil {
+			return "", fmt.Errorf("the command ended (%w)", err)
+		}
+		return got, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(timeout):
+		return "", fmt.Errorf("no answer in %s", timeout)
+	}
+}
+
+// close ends the command's standard input, waits up to timeout for it to
+// exit, and closes the session.
+func (s *session) close(timeout time.Duration) error {
+	defer s.s.Close()
+	s.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.s.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("it did not end %s after its input did", timeout)
+	}
 }
 
 // firstWords shortens a command for an error message.

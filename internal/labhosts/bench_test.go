@@ -2,13 +2,10 @@ package labhosts
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/ec-counter/ec-counter/api"
-	"github.com/ec-counter/ec-counter/lab"
 )
 
 // BenchmarkFleetFaultStep times one fault step on an SSH test host, from
@@ -16,20 +13,8 @@ import (
 // the delayer, has answered): a partition's drop rule, a delay, and a
 // signal to a process group.
 func BenchmarkFleetFaultStep(b *testing.B) {
-	_, hf := Up(b, 2)
-	bin := filepath.Join(b.TempDir(), "ec-counter")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ec-counter").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	f, hf := delayingFleet(b)
 	ctx := context.Background()
-	f, err := lab.OpenFleet(ctx, hf, []string{"n1", "n2"}, lab.FleetOptions{Nft: true, Delay: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close(ctx, nil)
-	if err := f.Install(ctx, bin, "", []byte("token\n")); err != nil {
-		b.Fatal(err)
-	}
 	peer := hf.Hosts[1].NodeAddr + ":7946"
 	for _, c := range []struct {
 		name string

@@ -265,21 +265,30 @@ func connectTime(t *testing.T, from *lab.HostSpec, to lab.HostSpec) time.Duratio
 	return time.Duration((e - s) * float64(time.Second))
 }
 
-func TestFleetDelayBites(t *testing.T) {
-	_, hf := Up(t, 2)
-	bin := filepath.Join(t.TempDir(), "ec-counter")
+// delayingFleet opens a fleet of nodes n1 and n2 on two new test hosts,
+// with delayers (ec-counter, built for it), closed when tb ends.
+func delayingFleet(tb testing.TB) (*lab.Fleet, *lab.HostsFile) {
+	tb.Helper()
+	_, hf := Up(tb, 2)
+	bin := filepath.Join(tb.TempDir(), "ec-counter")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ec-counter").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	ctx := context.Background()
 	f, err := lab.OpenFleet(ctx, hf, []string{"n1", "n2"}, lab.FleetOptions{Nft: true, Delay: true})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer f.Close(ctx, nil)
+	tb.Cleanup(func() { f.Close(ctx, nil) })
 	if err := f.Install(ctx, bin, "", []byte("token\n")); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return f, hf
+}
+
+func TestFleetDelayBites(t *testing.T) {
+	f, hf := delayingFleet(t)
+	ctx := context.Background()
 	h1, h2 := hf.Hosts[0], hf.Hosts[1]
 	delay := api.FaultSet{Links: map[string]api.LinkFaults{h2.NodeAddr + ":7946": {In: &api.DirFaults{DelayMS: 300}}}}
 	if err := f.SetFaults(ctx, "n1", delay); err != nil {
