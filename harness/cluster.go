@@ -326,6 +326,10 @@ func (c *cluster) stop() (unclean, died []string) {
 			defer mu.Unlock()
 			switch {
 			case alone && !clean && !p.killed.Load():
+				if p.remote != nil {
+					died = append(died, fmt.Sprintf("node %s exited on its own (%v); its log comes home to %s", name, p.err, p.spec.LogPath))
+					break
+				}
 				died = append(died, fmt.Sprintf("node %s exited on its own (%v); %s ends: %s", name, p.err, p.spec.LogPath, logTail(p.spec.LogPath, 3)))
 			case !clean && !alone:
 				unclean = append(unclean, name)

@@ -371,7 +371,11 @@ func (c *Config) ReplayArgs() []string {
 		}
 	}
 	add("--name", c.Name, d.Name)
-	add("--nodes", strconv.Itoa(c.Nodes), strconv.Itoa(d.Nodes))
+	if c.HostsFile != "" {
+		args = append(args, "--nodes", strconv.Itoa(c.Nodes)) // the default is the host count
+	} else {
+		add("--nodes", strconv.Itoa(c.Nodes), strconv.Itoa(d.Nodes))
+	}
 	if c.WorkloadFile == "" {
 		add("--clients", strconv.Itoa(c.Clients), strconv.Itoa(d.Clients))
 		add("--requests", strconv.Itoa(c.Requests), strconv.Itoa(d.Requests))

@@ -159,7 +159,7 @@ func (p *process) stop(grace time.Duration) (clean, exitedAlone bool) {
 	case <-time.After(grace):
 	}
 	_ = p.signalGroup(syscall.SIGKILL)
-	<-p.exited
+	p.waitKilled()
 	return false, false
 }
 
@@ -167,7 +167,26 @@ func (p *process) stop(grace time.Duration) (clean, exitedAlone bool) {
 func (p *process) kill() {
 	p.killed.Store(true)
 	_ = p.signalGroup(syscall.SIGKILL)
-	<-p.exited
+	p.waitKilled()
+}
+
+// remoteKillWait bounds the wait for a node on an SSH host to exit after a
+// SIGKILL that may not have reached it (the host did not answer): the run
+// goes on, and the fleet's close kills what still runs from its directory.
+const remoteKillWait = 30 * time.Second
+
+// waitKilled waits for the process to exit after a SIGKILL: a local
+// process always does; a remote one may never be seen to, when its host
+// cannot be reached.
+func (p *process) waitKilled() {
+	if p.remote == nil {
+		<-p.exited
+		return
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(remoteKillWait):
+	}
 }
 
 // killAll is kill, and then waits until no live process is left in the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kballard/go-shellquote"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ec-counter/ec-counter/api"
@@ -335,7 +336,10 @@ func (f *Fleet) Start(ctx context.Context, node string, args []string) (*Proc, e
 	// stop a node (sent to the whole group), so that it lives to write it;
 	// the node, started in a subshell that restores them, does not.
 	wrapper := "trap '' TERM INT HUP; (trap - TERM INT HUP; exec " + shellquote.Join(args...) + ") & wait $!; echo $? > exit"
-	cmd := fmt.Sprintf("cd %s && rm -f exit && { setsid sh -c %s >>log 2>&1 </dev/null & echo $!; }", q(h.runDir(f.tag)), q(wrapper))
+	// The run's directory is the wrapper's $0: its command line names it,
+	// whatever the node's does, for the sweep of a dead run.
+	cmd := fmt.Sprintf("cd %s && rm -f exit && { setsid sh -c %s %s >>log 2>&1 </dev/null & echo $!; }",
+		q(h.runDir(f.tag)), q(wrapper), q(h.runDir(f.tag)+"/"))
 	out, err := h.r.run(ctx, cmd, nil)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", node, err)
@@ -382,7 +386,12 @@ func (p *Proc) Err() error { return p.err }
 func (p *Proc) Signal(sig syscall.Signal) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := p.h.r.run(ctx, fmt.Sprintf("kill -%d -- -%d", int(sig), p.pgid), nil)
+	name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
+	if name == "" {
+		return fmt.Errorf("no name for signal %d", int(sig))
+	}
+	// kill -s NAME: dash (Debian's sh, under sudo) reads "-9 -- -PGID" wrong.
+	_, err := p.h.r.run(ctx, fmt.Sprintf("kill -s %s -- -%d", name, p.pgid), nil)
 	return err
 }
 
@@ -417,6 +426,11 @@ func (f *Fleet) SetFaults(ctx context.Context, node string, fs api.FaultSet) err
 	if err != nil {
 		return err
 	}
+	// A step under way finishes even if ctx ends (the client phase did):
+	// cut off halfway, it would leave the node's faults unknown, and a
+	// delayer cut off mid-answer is of no more use.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.faults = true
@@ -438,7 +452,7 @@ func (f *Fleet) SetFaults(ctx context.Context, node string, fs api.FaultSet) err
 	}
 	if _, err := h.r.run(ctx, h.r.spec.Nft+" -f -", strings.NewReader(script)); err != nil {
 		var ee *ssh.ExitError
-		if errors.As(err, &ee) {
+		if errors.As(err, &ee) && h.delayer == nil { // else the delays did change
 			return &nftRefused{fmt.Errorf("hosts: install %s's faults: %w", node, err)}
 		}
 		return fmt.Errorf("hosts: install %s's faults: %w", node, err)
@@ -467,7 +481,12 @@ func (f *Fleet) nftScript(h *fleetHost, byIP map[netip.Addr]api.LinkFaults) (str
 			rules *[]string
 			match string
 			f     *api.DirFaults
-		}{{&in, "ip saddr " + ip.String(), lf.In}, {&out, "ip daddr " + ip.String(), lf.Out}} {
+		}{
+			// Both ends: several nodes may share a machine, each with an
+			// address of its own.
+			{&in, "ip saddr " + ip.String() + " ip daddr " + h.addr.String(), lf.In},
+			{&out, "ip saddr " + h.addr.String() + " ip daddr " + ip.String(), lf.Out},
+		} {
 			switch {
 			case !d.f.Active():
 			case (d.f.DelayMS > 0 || d.f.JitterMS > 0) && !f.delay:
@@ -527,15 +546,20 @@ func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data st
 			if h.lifeline == nil {
 				return // nothing of this run is on the host
 			}
+			failed := false
+			fail := func(err error) {
+				failed = true
+				add(err)
+			}
 			if h.delayer != nil { // it deletes its table and ends
 				if err := h.delayer.close(10 * time.Second); err != nil {
-					add(fmt.Errorf("%s's delayer: %w", h.node, err))
+					fail(fmt.Errorf("%s's delayer: %w", h.node, err))
 				}
 			}
 			if h.faults {
 				t := "inet " + h.table(f.tag)
 				if _, err := h.r.run(ctx, h.r.spec.Nft+" -f -", strings.NewReader(fmt.Sprintf("table %s\ndelete table %s\n", t, t))); err != nil {
-					add(fmt.Errorf("remove %s's faults: %w", h.node, err))
+					fail(fmt.Errorf("remove %s's faults: %w", h.node, err))
 				}
 			}
 			dir := h.runDir(f.tag)
@@ -551,8 +575,22 @@ func (f *Fleet) Close(ctx context.Context, fetch func(node string) (log, data st
 					return ""
 				})
 				if err != nil {
-					add(fmt.Errorf("bring %s's log and data home: %w", h.node, err))
+					fail(fmt.Errorf("bring %s's log and data home: %w", h.node, err))
 				}
+			}
+			// Whatever still runs from the node's directory (a start that
+			// timed out after it had begun, say) goes before its files.
+			if out, err := h.r.run(ctx, "sh -s", strings.NewReader(killNaming+"killnaming "+q(dir+"/")+"\n")); err != nil {
+				fail(fmt.Errorf("stop what runs from %s's directory: %w", h.node, err))
+			} else if len(out) > 0 {
+				f.logf("hosts: %s: still running after the run, killed: %s", h.r, strings.TrimSpace(string(out)))
+			}
+			if failed {
+				// Kept for a look, and for the next run's sweep once the
+				// lock is free.
+				add(fmt.Errorf("%s's files left in %s on %s: the next run against it, or ec-counter cleanup --hosts, removes them", h.node, dir, h.r))
+				h.lifeline.s.Close()
+				return
 			}
 			lock := path.Join(h.dir, f.tag+"."+h.node+".lock")
 			if _, err := h.r.run(ctx, fmt.Sprintf("rm -rf %s; rmdir %s 2>/dev/null; rm -f %s", q(dir), q(path.Join(h.dir, f.tag)), q(lock)), nil); err != nil {

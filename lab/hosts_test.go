@@ -3,11 +3,19 @@ package lab
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/ec-counter/ec-counter/api"
 )
@@ -136,12 +144,12 @@ delete table inet ecc_0123456789ab_n1
 table inet ecc_0123456789ab_n1 {
 	chain in {
 		type filter hook input priority -10; policy accept;
-		ip saddr 10.0.0.2 drop
+		ip saddr 10.0.0.2 ip daddr 10.0.0.1 drop
 	}
 	chain out {
 		type filter hook output priority -10; policy accept;
-		ip daddr 10.0.0.2 numgen random mod 10000 < 2500 drop
-		ip daddr 10.0.0.3 drop
+		ip saddr 10.0.0.1 ip daddr 10.0.0.2 numgen random mod 10000 < 2500 drop
+		ip saddr 10.0.0.1 ip daddr 10.0.0.3 drop
 	}
 }
 `
@@ -177,5 +185,48 @@ func TestUntarStaysInside(t *testing.T) {
 	err := untar(&b, func(name string) string { return filepath.Join(dir, name) })
 	if err == nil || !strings.Contains(err.Error(), "leaves its directory") {
 		t.Errorf("untar of ../../etc/evil: %v", err)
+	}
+}
+
+func TestKnownAlgorithms(t *testing.T) {
+	pub := func() ssh.PublicKey {
+		k, _, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ssh.NewPublicKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, err := ssh.NewPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	lines := knownhosts.Line([]string{"10.0.0.1"}, pub()) + "\n" +
+		knownhosts.Line([]string{knownhosts.HashHostname(knownhosts.Normalize("db:2222"))}, rsaPub) + "\n" +
+		"garbage line\n" +
+		knownhosts.Line([]string{"10.0.0.9"}, rsaPub) + "\n"
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr string
+		want []string
+	}{
+		{"10.0.0.1:22", []string{ssh.KeyAlgoED25519}},
+		{"db:2222", []string{ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSA}},
+		{"db:22", nil},
+		{"10.0.0.2:22", nil},
+	} {
+		if got := knownAlgorithms(file, c.addr); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.addr, got, c.want)
+		}
 	}
 }

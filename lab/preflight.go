@@ -170,13 +170,31 @@ func CheckHosts(ctx context.Context, hf *HostsFile, opts FleetOptions) []HostRep
 	return reps
 }
 
+// killNaming defines the shell function killnaming, which SIGKILLs every
+// process whose command line contains its argument, and the process group
+// of each, printing a line per process. Scripts that use it are read from
+// standard input (sh -s), so that their own command lines never name what
+// they kill.
+const killNaming = `killnaming() {
+  for f in $(grep -laF "$1" /proc/[0-9]*/cmdline 2>/dev/null); do
+    p=${f%/cmdline}; pid=${p#/proc/}
+    [ "$pid" = $$ ] && continue
+    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    pg=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f3)
+    [ -n "$pg" ] && [ "$pg" -gt 1 ] && kill -s KILL -- "-$pg" 2>/dev/null
+    kill -s KILL "$pid" 2>/dev/null
+    echo "process $pid: $cmd"
+  done
+}
+`
+
 // sweepScript removes what dead runs left in the host's dir: a run whose
 // directory exists and none of whose lock files is held. It kills every
 // process whose command line names the run's directory (and its process
 // group), deletes the run's nftables tables, and removes its files,
 // printing a line for each thing removed. Runs as root, with the dir
 // (absolute) and the nft command as arguments.
-const sweepScript = `dir=$1 nft=$2
+const sweepScript = killNaming + `dir=$1 nft=$2
 cd "$dir" 2>/dev/null || exit 0
 dir=$(pwd)
 echo "dir $dir"
@@ -191,15 +209,7 @@ for run in ecc_*; do
   [ -n "$alive" ] && continue
   info=$(cat "$run"/*/info 2>/dev/null | head -n 1)
   echo "run $run (${info:-no info})"
-  for f in $(grep -laF "$dir/$run/" /proc/[0-9]*/cmdline 2>/dev/null); do
-    p=${f%/cmdline} pid=${f#/proc/} pid=${pid%/cmdline}
-    [ "$pid" = $$ ] && continue
-    cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
-    pg=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f3)
-    [ -n "$pg" ] && [ "$pg" -gt 1 ] && kill -KILL -- "-$pg" 2>/dev/null
-    kill -KILL "$pid" 2>/dev/null
-    echo "process $pid: $cmd"
-  done
+  killnaming "$dir/$run/"
   if command -v "$nft" >/dev/null 2>&1; then
     "$nft" list tables 2>/dev/null | while read -r _ fam t; do
       case $t in "$run"_*) "$nft" delete table "$fam" "$t" && echo "nftables table $fam $t" ;; esac

@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,11 +52,14 @@ func dial(ctx context.Context, h HostSpec) (*remote, error) {
 			return nil, fmt.Errorf("%s: known_hosts: %w (or set insecure_ignore_host_key = true for throwaway hosts)", where, err)
 		}
 	}
+	addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
 	cfg := &ssh.ClientConfig{
 		User: h.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: hostKey, Timeout: dialTimeout,
 	}
-	addr := net.JoinHostPort(h.Address, strconv.Itoa(h.Port))
+	if !h.InsecureIgnoreHostKey {
+		cfg.HostKeyAlgorithms = knownAlgorithms(h.KnownHosts, addr)
+	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
@@ -71,6 +78,51 @@ func dial(ctx context.Context, h HostSpec) (*remote, error) {
 		r.sudo = "sudo -n "
 	}
 	return r, nil
+}
+
+// knownAlgorithms returns the host key algorithms of the keys a
+// known_hosts file holds for addr (plain or hashed entries), so that the
+// host is asked for a key that can be checked: the client's default order
+// may pick a type the file lacks, which knownhosts reports as a mismatch.
+// Nil (the default order) when it holds none.
+func knownAlgorithms(file, addr string) []string {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	want := knownhosts.Normalize(addr)
+	var algos []string
+	for line := range strings.Lines(string(data)) {
+		_, hosts, key, _, _, err := ssh.ParseKnownHosts([]byte(line))
+		if err != nil || !slices.ContainsFunc(hosts, func(h string) bool { return h == want || hashedMatch(h, want) }) {
+			continue
+		}
+		switch t := key.Type(); t {
+		case ssh.KeyAlgoRSA:
+			algos = append(algos, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+		default:
+			algos = append(algos, t)
+		}
+	}
+	slices.Sort(algos)
+	return slices.Compact(algos)
+}
+
+// hashedMatch reports whether a hashed known_hosts name, |1|salt|hash,
+// is host's.
+func hashedMatch(entry, host string) bool {
+	parts := strings.Split(entry, "|")
+	if len(parts) != 4 || parts[0] != "" || parts[1] != "1" {
+		return false
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(parts[2])
+	sum, err2 := base64.StdEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	mac := hmac.New(sha1.New, salt)
+	mac.Write([]byte(host))
+	return hmac.Equal(mac.Sum(nil), sum)
 }
 
 func (r *remote) String() string { return r.spec.Address }
@@ -126,9 +178,10 @@ func (r *remote) stream(ctx context.Context, cmd string, stdin io.Reader, stdout
 // standard input ends with the session (Close, or the connection's end),
 // which a command such as cat or the delayer takes as its cue to end.
 type session struct {
-	s   *ssh.Session
-	in  io.WriteCloser
-	out *bufio.Reader
+	s      *ssh.Session
+	in     io.WriteCloser
+	out    *bufio.Reader
+	broken error // set by a failed exchange: a reader may still be waiting, and answers would be out of step
 }
 
 // start starts cmd (as root) in a session of its own; its standard error
@@ -153,9 +206,20 @@ func (r *remote) start(cmd string) (*session, error) {
 
 // exchange writes line (unless empty) and returns the next line the
 // command prints, trimmed; it gives up after timeout.
-func (s *session) exchange(ctx context.Context, line []byte, timeout time.Duration) (string, error) {
+// After a failed exchange, every later one fails too: the session is of
+// no more use.
+func (s *session) exchange(ctx context.Context, line []byte, timeout time.Duration) (got string, err error) {
+	if s.broken != nil {
+		return "", s.broken
+	}
+	defer func() {
+		if err != nil {
+			s.broken = fmt.Errorf("a previous exchange failed: %w", err)
+			s.s.Close()
+		}
+	}()
 	answer := make(chan error, 1)
-	var got string
+	var reply string
 	go func() {
 		if len(line) > 0 {
 			if _, err := s.in.Write(append(line, '\n')); err != nil {
@@ -164,7 +228,7 @@ func (s *session) exchange(ctx context.Context, line []byte, timeout time.Durati
 			}
 		}
 		l, err := s.out.ReadString('\n')
-		got = strings.TrimSpace(l)
+		reply = strings.TrimSpace(l)
 		answer <- err
 	}()
 	select {
@@ -172,7 +236,7 @@ func (s *session) exchange(ctx context.Context, line []byte, timeout time.Durati
 		if err != nil {
 			return "", fmt.Errorf("the command ended (%w)", err)
 		}
-		return got, nil
+		return reply, nil
 	case <-ctx.Done():
 		return "", ctx.Err()
 	case <-time.After(timeout):
@@ -223,7 +287,7 @@ func (r *remote) upload(ctx context.Context, local, path string) error {
 	}
 	defer f.Close()
 	q := shellquote.Join(path)
-	tmp := shellquote.Join(path + ".part")
+	tmp := shellquote.Join(path) + ".part.$$" // two uploads at once never share one
 	cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod 755 %s && mv -f %s %s",
 		shellquote.Join(filepath.Dir(path)), tmp, tmp, tmp, q)
 	if _, err := r.run(ctx, cmd, f); err != nil {
@@ -237,6 +301,10 @@ func (r *remote) upload(ctx context.Context, local, path string) error {
 // files and directories are copied; a path that would leave its
 // destination is an error.
 func (r *remote) fetch(ctx context.Context, dir string, place func(name string) string) error {
+	// A failure here stops the remote tar too, which would otherwise block
+	// on a full window forever.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
@@ -249,6 +317,9 @@ func (r *remote) fetch(ctx context.Context, dir string, place func(name string) 
 		_, err = io.Copy(io.Discard, pr) // tar's padding
 	}
 	pr.CloseWithError(errors.New("stopped reading"))
+	if err != nil {
+		cancel()
+	}
 	if rerr := <-errc; rerr != nil && err == nil {
 		err = rerr
 	}

@@ -30,6 +30,8 @@ up() {
   need ip ssh-keygen nft
   [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is not installed (apt-get install openssh-server)"
   [ -e "$dir/state" ] && die "$dir already holds hosts; run: $0 down $dir"
+  # down removes DIR: never one that holds anything else.
+  if [ -e "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then die "$dir is not empty: give a new directory"; fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   local k
@@ -126,7 +128,7 @@ down() {
     # its end of the link with it, which would collide with the next set
     # that takes this number.
     ip link delete "ecch-$k-$i" 2>/dev/null || true
-    if ip netns list | grep -qx "$ns\( .*\)\?"; then
+    if [ -e "/run/netns/$ns" ]; then
       # Every process in the namespace: sshd, and whatever it started.
       ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
       ip netns delete "$ns"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,7 +89,11 @@ func runTest(c *cli.Context) error {
 		if c.Int("parallel") > 1 {
 			return usageError(errors.New("--parallel: runs on the same --hosts would share their ports: run them one at a time"))
 		}
-		cfg.Hosts, cfg.HostsFile = hf, path
+		abs, err := filepath.Abs(path) // the replay command works from anywhere
+		if err != nil {
+			return usageError(err)
+		}
+		cfg.Hosts, cfg.HostsFile = hf, abs
 		cfg.Net = c.String("net")
 		if !c.IsSet("nodes") {
 			c.Set("nodes", strconv.Itoa(len(hf.Hosts)))

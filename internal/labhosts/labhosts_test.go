@@ -127,7 +127,7 @@ func TestFleetFaultsAndSignalsBite(t *testing.T) {
 		c.Close()
 	}
 	rules, _ := inHost(t, h1, "nft", "list", "table", "inet", f.Tag()+"_n1")
-	if !strings.Contains(rules, "ip saddr "+h2.NodeAddr+" drop") {
+	if !strings.Contains(rules, "ip saddr "+h2.NodeAddr+" ip daddr "+h1.NodeAddr+" drop") {
 		t.Errorf("n1's table:\n%s", rules)
 	}
 	if err := f.SetFaults(ctx, "n1", api.FaultSet{}); err != nil {
