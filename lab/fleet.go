@@ -23,8 +23,8 @@ import (
 
 	"github.com/kballard/go-shellquote"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/ec-counter/ec-counter/api"
 )
