@@ -3,9 +3,11 @@
 # SSH hosts"): each host is a network namespace on a bridge, running Debian's
 # openssh-server with a key generated here.
 #
-#   scripts/lab-hosts.sh up N DIR   make N hosts; writes DIR/hosts.toml
-#   scripts/lab-hosts.sh down DIR   stop every sshd and process of those hosts,
-#                                   delete their namespaces and bridge, remove DIR
+#   scripts/lab-hosts.sh up N DIR [USER]  make N hosts; writes DIR/hosts.toml, which
+#                                         logs in as USER (default root; another user
+#                                         needs passwordless sudo on this machine)
+#   scripts/lab-hosts.sh down DIR         stop every sshd and process of those hosts,
+#                                         delete their namespaces and bridge, remove DIR
 #
 # Needs root (namespaces, a bridge, sshd), iproute2, openssh-server and
 # nftables. The hosts get 10.98.K.11, .12, ... on bridge ecch-K (K: the first
@@ -15,7 +17,7 @@ set -euo pipefail
 die() { echo "lab-hosts: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '5,7p' "$0" | sed 's/^# *//' >&2
+  sed -n '5,9p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 
@@ -24,10 +26,11 @@ need() {
 }
 
 up() {
-  local n=$1 dir=$2
+  local n=$1 dir=$2 user=${3:-root}
   [[ $n =~ ^[0-9]+$ ]] && (( n >= 1 && n <= 200 )) || die "N must be 1-200, got '$n'"
   (( EUID == 0 )) || die "needs root (network namespaces, a bridge, sshd)"
   need ip ssh-keygen nft
+  id "$user" >/dev/null 2>&1 || die "no user $user"
   [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is not installed (apt-get install openssh-server)"
   [ -e "$dir/state" ] && die "$dir already holds hosts; run: $0 down $dir"
   # down removes DIR: never one that holds anything else.
@@ -50,7 +53,7 @@ up() {
 
   ssh-keygen -q -t ed25519 -N '' -C ec-counter-lab-hosts -f "$dir/id_ed25519"
   cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
-  chmod 600 "$dir/authorized_keys"
+  chmod 644 "$dir/authorized_keys" # sshd reads it as the user who logs in
   mkdir -p /run/sshd # sshd's privilege separation directory
   : >"$dir/known_hosts"
   : >"$dir/hosts.toml.tmp"
@@ -90,7 +93,7 @@ EOF
     cat >>"$dir/hosts.toml.tmp" <<EOF
 [[host]]
 address = "$addr"
-user = "root"
+user = "$user"
 key = "id_ed25519"
 known_hosts = "known_hosts"
 dir = "$h/work"
@@ -140,7 +143,7 @@ down() {
 }
 
 case "${1:-}" in
-  up) [ $# -eq 3 ] || usage; up "$2" "$3" ;;
+  up) [ $# -eq 3 ] || [ $# -eq 4 ] || usage; up "$2" "$3" "${4:-root}" ;;
   down) [ $# -eq 2 ] || usage; down "$2" ;;
   *) usage ;;
 esac
