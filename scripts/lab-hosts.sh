@@ -54,6 +54,9 @@ up() {
   ssh-keygen -q -t ed25519 -N '' -C ec-counter-lab-hosts -f "$dir/id_ed25519"
   cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
   chmod 644 "$dir/authorized_keys" # sshd reads it as the user who logs in
+  if [ "$user" != root ] && ! su -s /bin/sh "$user" -c 'test -r "$0"' "$dir/authorized_keys" 2>/dev/null; then
+    die "$user cannot read $dir/authorized_keys (a parent directory is closed to it): give a DIR it can reach"
+  fi
   mkdir -p /run/sshd # sshd's privilege separation directory
   : >"$dir/known_hosts"
   : >"$dir/hosts.toml.tmp"

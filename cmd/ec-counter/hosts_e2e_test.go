@@ -190,7 +190,7 @@ func TestHostsKilledHarnessIsSweptByTheNextRun(t *testing.T) {
 	hostsFile, _ := labhosts.Up(t, 3)
 	store := t.TempDir()
 	sched := filepath.Join(t.TempDir(), "schedule.txt")
-	if err := os.WriteFile(sched, []byte("0.5s start-partition isolate n1\n1s pause n2\n30s stop-partition\n"), 0o644); err != nil {
+	if err := os.WriteFile(sched, []byte("0.5s start-partition isolate n1\n0.7s start-link delay=100ms nodes=n3\n1s pause n2\n30s stop-partition\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(buildEcCounter(t), "test", "--hosts", hostsFile, "--store", store, "--nemesis-schedule", sched, "--requests", "400")
@@ -213,8 +213,20 @@ func TestHostsKilledHarnessIsSweptByTheNextRun(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	if left := hostsLeftovers(t, hostsFile); len(left) < 6 {
-		t.Fatalf("a killed harness left only %v on the hosts, want 3 run directories, 3 locks and a table", left)
+	// The delayer ends with the harness's SSH connection, and takes its
+	// table with it; the rest stays for the next run's sweep.
+	var left []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left = hostsLeftovers(t, hostsFile)
+		if !strings.Contains(strings.Join(left, " "), "_delay") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delayer's table outlived the harness: %v", left)
+		}
+	}
+	if len(left) < 7 {
+		t.Fatalf("a killed harness left only %v on the hosts, want 3 run directories, 3 locks and the partition's tables", left)
 	}
 	code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", store, "--nemesis", "partition")
 	if code != 0 {
