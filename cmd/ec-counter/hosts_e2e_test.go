@@ -293,3 +293,51 @@ func TestHostsRefusedUpFront(t *testing.T) {
 		t.Errorf("doctor --hosts: exit %d\n%s", code, out)
 	}
 }
+
+func TestHostsInterruptLeavesNothing(t *testing.T) {
+	hostsFile, _ := labhosts.Up(t, 3)
+	store := t.TempDir()
+	sched := filepath.Join(t.TempDir(), "schedule.txt")
+	if err := os.WriteFile(sched, []byte("0.5s start-partition isolate n1\n0.7s start-link delay=100ms nodes=n3\n1s pause n2\n30s stop-partition\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(buildEcCounter(t), "test", "--hosts", hostsFile, "--store", store, "--nemesis-schedule", sched, "--requests", "400")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if run, err := filepath.EvalSymlinks(filepath.Join(store, "latest")); err == nil {
+			if b, _ := os.ReadFile(filepath.Join(run, runstore.HistoryFile)); strings.Contains(string(b), `"f":"pause"`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the partition and the pause never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitCrashed || !strings.Contains(out.String(), "interrupted") {
+		t.Errorf("Ctrl-C: %v, want exit %d saying interrupted\n%s", err, exitCrashed, out.String())
+	}
+	t.Logf("Ctrl-C to exit: %s", time.Since(start).Round(time.Millisecond))
+	if left := hostsLeftovers(t, hostsFile); len(left) > 0 {
+		t.Errorf("an interrupted run left on the hosts: %v", left)
+	}
+	if out, err := exec.Command("pgrep", "-af", filepath.Dir(hostsFile)).Output(); err == nil && strings.Contains(string(out), "ecc_") {
+		t.Errorf("processes of the run left: %s", out)
+	}
+	run := latest(t, store)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if b, err := os.ReadFile(filepath.Join(run, "nodes", n+".log")); err != nil || len(b) == 0 {
+			t.Errorf("%s's log not brought home after Ctrl-C (%v)", n, err)
+		}
+	}
+}
