@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
+	"github.com/ec-counter/ec-counter/lab"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -75,7 +77,7 @@ func (o CampaignOptions) validate() error {
 // Each run's full output goes to its harness.log; out gets one line per run
 // as it ends, and, when live is true (out is a terminal), a progress line
 // redrawn in place. The runs come back in seed order. It stops starting
-// runs only when ctx ends.
+// runs when ctx ends, or when a run was refused (refusal: returned).
 func Campaign(ctx context.Context, cfg Config, opts CampaignOptions, out io.Writer, live bool) ([]CampaignRun, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -100,14 +102,22 @@ func Campaign(ctx context.Context, cfg Config, opts CampaignOptions, out io.Writ
 	}
 	var g errgroup.Group
 	g.SetLimit(max(opts.Parallel, 1))
+	var refused error // a run refused its faults or hosts: every run would
 	for i, seed := range seeds {
-		if ctx.Err() != nil {
+		mu.Lock()
+		stop := refused != nil
+		mu.Unlock()
+		if ctx.Err() != nil || stop {
 			break
 		}
 		g.Go(func() error {
 			rc := cfg
 			rc.Seed = seed
 			mu.Lock()
+			if refused != nil { // while this run waited for its turn
+				mu.Unlock()
+				return nil
+			}
 			running++
 			progress()
 			mu.Unlock()
@@ -119,6 +129,9 @@ func Campaign(ctx context.Context, cfg Config, opts CampaignOptions, out io.Writ
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			if refusal(err) && refused == nil {
+				refused = err
+			}
 			runs[i] = r
 			running--
 			done++
@@ -151,7 +164,17 @@ func Campaign(ctx context.Context, cfg Config, opts CampaignOptions, out io.Writ
 			started = append(started, r)
 		}
 	}
+	if refused != nil {
+		return started, refused
+	}
 	return started, ctx.Err()
+}
+
+// refusal reports whether a run's error refuses the configuration itself
+// (faults the network cannot inject, a host that fails the preflight),
+// which every run of a campaign would meet: a usage error, not a crash.
+func refusal(err error) bool {
+	return errors.Is(err, ErrFaultsUnsupported) || errors.Is(err, lab.ErrPreflight)
 }
 
 func tally(counts map[string]int) string {

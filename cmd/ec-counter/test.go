@@ -195,8 +195,11 @@ func runCampaign(ctx context.Context, c *cli.Context, cfg harness.Config) error 
 	}
 	runs, err := harness.Campaign(ctx, cfg, opts, os.Stdout, term.IsTerminal(int(os.Stdout.Fd())))
 	var fe *harness.FieldError
-	if errors.As(err, &fe) {
+	switch {
+	case errors.As(err, &fe):
 		return usageError(flagNames(err))
+	case errors.Is(err, harness.ErrFaultsUnsupported) || errors.Is(err, lab.ErrPreflight):
+		return usageError(err)
 	}
 	fmt.Println()
 	if terr := harness.WriteCampaignTable(os.Stdout, runs); terr != nil {
