@@ -186,31 +186,39 @@ func TestHostsBugsAreCaught(t *testing.T) {
 	}
 }
 
-func TestHostsKilledHarnessIsSweptByTheNextRun(t *testing.T) {
-	hostsFile, _ := labhosts.Up(t, 3)
-	store := t.TempDir()
+// startMidFaults starts a run on the hosts of hostsFile whose schedule
+// partitions n1 away, delays n3's links and pauses n2, and returns once
+// the pause is in the history, with the command still running.
+func startMidFaults(t *testing.T, hostsFile, store string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	sched := filepath.Join(t.TempDir(), "schedule.txt")
 	if err := os.WriteFile(sched, []byte("0.5s start-partition isolate n1\n0.7s start-link delay=100ms nodes=n3\n1s pause n2\n30s stop-partition\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(buildEcCounter(t), "test", "--hosts", hostsFile, "--store", store, "--nemesis-schedule", sched, "--requests", "400")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it mid-partition, with n2 paused.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if run, err := filepath.EvalSymlinks(filepath.Join(store, "latest")); err == nil {
 			if b, _ := os.ReadFile(filepath.Join(run, runstore.HistoryFile)); strings.Contains(string(b), `"f":"pause"`) {
-				break
+				return cmd, &out
 			}
 		}
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
-			t.Fatal("the partition and the pause never started")
+			cmd.Wait()
+			t.Fatalf("the partition and the pause never started:\n%s", out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestHostsKilledHarnessIsSweptByTheNextRun(t *testing.T) {
+	hostsFile, _ := labhosts.Up(t, 3)
+	store := t.TempDir()
+	cmd, _ := startMidFaults(t, hostsFile, store)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	// The delayer ends with the harness's SSH connection, and takes its
@@ -297,29 +305,7 @@ func TestHostsRefusedUpFront(t *testing.T) {
 func TestHostsInterruptLeavesNothing(t *testing.T) {
 	hostsFile, _ := labhosts.Up(t, 3)
 	store := t.TempDir()
-	sched := filepath.Join(t.TempDir(), "schedule.txt")
-	if err := os.WriteFile(sched, []byte("0.5s start-partition isolate n1\n0.7s start-link delay=100ms nodes=n3\n1s pause n2\n30s stop-partition\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(buildEcCounter(t), "test", "--hosts", hostsFile, "--store", store, "--nemesis-schedule", sched, "--requests", "400")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if run, err := filepath.EvalSymlinks(filepath.Join(store, "latest")); err == nil {
-			if b, _ := os.ReadFile(filepath.Join(run, runstore.HistoryFile)); strings.Contains(string(b), `"f":"pause"`) {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the partition and the pause never started")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	cmd, out := startMidFaults(t, hostsFile, store)
 	start := time.Now()
 	cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()
