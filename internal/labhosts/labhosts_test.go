@@ -35,10 +35,10 @@ func inHost(t *testing.T, h lab.HostSpec, args ...string) (string, error) {
 }
 
 // connects reports whether a TCP connection from host from to to's SSH port
-// is made within a second.
+// is made within 3 seconds (room for a loaded machine; a dropped SYN never is).
 func connects(t *testing.T, from, to lab.HostSpec) bool {
 	t.Helper()
-	_, err := inHost(t, from, "timeout", "1", "bash", "-c", "exec 3<>/dev/tcp/"+to.NodeAddr+"/22")
+	_, err := inHost(t, from, "timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/"+to.NodeAddr+"/22")
 	return err == nil
 }
 
@@ -294,10 +294,19 @@ func TestFleetDelayBites(t *testing.T) {
 	if err := f.SetFaults(ctx, "n1", delay); err != nil {
 		t.Fatal(err)
 	}
+	// A delayed link is slow every time; one that is not is fast at least
+	// once in 5 tries, however loaded the machine (CI's is).
+	fastest := func(from *lab.HostSpec) time.Duration {
+		d := time.Hour
+		for range 5 {
+			d = min(d, connectTime(t, from, h1))
+		}
+		return d
+	}
 	if d := connectTime(t, &h2, h1); d < 300*time.Millisecond || d > 2*time.Second {
 		t.Errorf("host 2 to host 1 with 300ms of delay on n1's way in: connected in %s", d)
 	}
-	if d := connectTime(t, nil, h1); d > 150*time.Millisecond {
+	if d := fastest(nil); d > 150*time.Millisecond {
 		t.Errorf("this machine to host 1: %s; client traffic must not be delayed", d)
 	}
 	if tables, _ := inHost(t, h1, "nft", "list", "tables"); !strings.Contains(tables, "table ip "+f.Tag()+"_n1_delay") {
@@ -306,7 +315,7 @@ func TestFleetDelayBites(t *testing.T) {
 	if err := f.SetFaults(ctx, "n1", api.FaultSet{}); err != nil {
 		t.Fatal(err)
 	}
-	if d := connectTime(t, &h2, h1); d > 150*time.Millisecond {
+	if d := fastest(&h2); d > 150*time.Millisecond {
 		t.Errorf("host 2 to host 1 after the heal: %s", d)
 	}
 	if err := f.Close(ctx, nil); err != nil {
