@@ -9,19 +9,17 @@ import (
 	"time"
 
 	"github.com/ec-counter/ec-counter/lab"
+	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/runstore"
 )
 
 // openFleet connects to the run's SSH hosts (README "Nodes on SSH
 // hosts"), runs the preflight (a host that fails it refuses the run:
 // lab.ErrPreflight, before any node starts), removes what dead runs
-// left there, and returns each node's addresses.
-func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
+// left there, and returns each node's addresses. sched is the run's
+// schedule: what it injects decides what the hosts must have.
+func (r *runner) openFleet(ctx context.Context, sched nemesis.Schedule) ([]runstore.NodeAddrs, error) {
 	start := time.Now()
-	sched, err := r.cfg.schedule(nodeNames(r.cfg.Nodes))
-	if err != nil {
-		return nil, err
-	}
 	opts := lab.FleetOptions{
 		Nft:   sched.NetworkFaults(),
 		Arch:  strings.Contains(r.cfg.NodeCmd, "{self}"),
@@ -56,13 +54,9 @@ func (r *runner) openFleet(ctx context.Context) ([]runstore.NodeAddrs, error) {
 // install puts what the nodes need on their hosts: the admin token, this
 // binary when the node command runs it ({self}), and the node command's
 // executable when the hosts file asks for it (upload_node_cmd).
-func (r *runner) install(ctx context.Context, cl *cluster) error {
+func (r *runner) install(ctx context.Context, cl *cluster, sched nemesis.Schedule) error {
 	start := time.Now()
 	var self, cmd string
-	sched, err := r.cfg.schedule(nodeNames(r.cfg.Nodes))
-	if err != nil {
-		return err
-	}
 	if strings.Contains(r.cfg.nodeCommand(), "{self}") || delays(sched) { // the delayers are this binary
 		exe, err := os.Executable()
 		if err != nil {

@@ -177,7 +177,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		}
 	}
 
-	lb, addrs, err := r.setUpNetwork(ctx)
+	lb, addrs, err := r.setUpNetwork(ctx, sched)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		return nil, err
 	}
 	if fleet != nil {
-		if err := r.install(ctx, cl); err != nil {
+		if err := r.install(ctx, cl, sched); err != nil {
 			return nil, err
 		}
 	}
@@ -391,10 +391,10 @@ func lateSteps(s nemesis.Schedule, phase time.Duration) []nemesis.Step {
 // setUpNetwork prepares where the nodes run: in the lab, it builds one
 // host per node and returns the lab (the caller closes it); on loopback, it
 // picks free addresses and returns a nil lab.
-func (r *runner) setUpNetwork(ctx context.Context) (*lab.Lab, []runstore.NodeAddrs, error) {
+func (r *runner) setUpNetwork(ctx context.Context, sched nemesis.Schedule) (*lab.Lab, []runstore.NodeAddrs, error) {
 	r.rec.Network = r.cfg.network()
 	if r.rec.Network == NetHosts {
-		addrs, err := r.openFleet(ctx)
+		addrs, err := r.openFleet(ctx, sched)
 		return nil, addrs, err
 	}
 	if r.rec.Network != NetLab {
