@@ -3,11 +3,20 @@ package runstore
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/internal/atomicfile"
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
+)
+
+// What a reader reads of a run's JSON files at most, whatever they are (a
+// symlink to a device, a FIFO, a huge file: see boundedfile): run.json is
+// a few kilobytes, some hundreds with 200 nodes; results.json lists at
+// most 20 anomalies per check. A file over its bound is refused.
+const (
+	maxRecordSize  = 16 << 20
+	maxResultsSize = 64 << 20
 )
 
 // Record is run.json (README "Store layout"): written by the harness when a
@@ -77,7 +86,7 @@ type LabHost struct {
 // ReadRecord reads dir's run.json.
 func ReadRecord(dir RunDir) (*Record, error) {
 	var r Record
-	if err := readJSON(dir.File(RecordFile), &r); err != nil {
+	if err := readJSON(dir.File(RecordFile), maxRecordSize, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -101,17 +110,21 @@ func WriteJSON(path string, v any) error {
 // ReadResults reads dir's results.json.
 func ReadResults(dir RunDir) (*checker.Result, error) {
 	var r checker.Result
-	if err := readJSON(dir.File(ResultsFile), &r); err != nil {
+	if err := readJSON(dir.File(ResultsFile), maxResultsSize, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
 }
 
-// readJSON decodes the JSON file at path into v.
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+// readJSON decodes the JSON file at path, of at most limit bytes, into v.
+// Its errors name the path.
+func readJSON(path string, limit int64, v any) error {
+	b, err := boundedfile.ReadFile(path, limit)
 	if err != nil {
 		return err
+	}
+	if len(b) == 0 {
+		return fmt.Errorf("%s is empty", path)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%s: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -148,5 +149,40 @@ func TestFindHistory(t *testing.T) {
 	}
 	if _, err := FindHistory(root); err == nil {
 		t.Error("FindHistory of a directory without a history succeeded")
+	}
+}
+
+// A run's JSON files are read within a bound whatever they are: a symlink
+// to a device that never ends, a huge file, a FIFO nobody writes to. Each
+// is a clear error within a few seconds, not gigabytes or a hang.
+func TestReadJSONIsBounded(t *testing.T) {
+	dir := RunDir(t.TempDir())
+	if err := os.Symlink("/dev/zero", dir.File(RecordFile)); err != nil {
+		t.Fatal(err)
+	}
+	huge, err := os.Create(dir.File(ResultsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := huge.Truncate(1 << 30); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	huge.Close()
+	began := time.Now()
+	if _, err := ReadRecord(dir); err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), RecordFile) {
+		t.Errorf("ReadRecord of /dev/zero = %v, want a refusal naming %s", err, RecordFile)
+	}
+	if _, err := ReadResults(dir); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("ReadResults of a 1 GiB file = %v, want a refusal", err)
+	}
+	fifo := RunDir(t.TempDir())
+	if err := syscall.Mkfifo(fifo.File(RecordFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRecord(fifo); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("ReadRecord of a FIFO without writer = %v, want empty", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("reading took %s", d)
 	}
 }
