@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -40,8 +38,7 @@ func clientCommand() *cli.Command {
 			if d := c.Duration("request-timeout"); d <= 0 || d > 10*time.Minute {
 				return usageError(fmt.Errorf("--request-timeout must be between 1ns and 10m, got %s", d))
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := c.Context // cancelled by an interrupt (onInterrupt)
 			err := harness.StandaloneClient(ctx, c.String("server"), c.Int("requests"), c.Uint64("seed"), c.Float64("rate"), c.Duration("request-timeout"), os.Stdout)
 			if err != nil {
 				return harnessFailure(fmt.Errorf("client: %w", err))

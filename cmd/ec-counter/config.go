@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
 	"github.com/urfave/cli/v2"
 )
 
@@ -22,16 +22,9 @@ func applyConfigFile(c *cli.Context) error {
 	if path == "" {
 		return nil
 	}
-	st, err := os.Stat(path)
-	if err == nil && st.Size() > maxConfigFile {
-		err = fmt.Errorf("larger than %d bytes: not a config file", maxConfigFile)
-	}
-	var data []byte
-	if err == nil {
-		data, err = os.ReadFile(path)
-	}
+	data, err := boundedfile.ReadFile(path, maxConfigFile)
 	if err != nil {
-		return usageError(fmt.Errorf("--config %s: %w", path, err))
+		return usageError(fmt.Errorf("--config: %w: not a config file", err))
 	}
 	values, err := configValues(data, configKeys(c.Command.Flags))
 	if err != nil {

@@ -3,9 +3,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/harness"
@@ -81,7 +85,102 @@ func run() int {
 			return usageError(err)
 		},
 	}
+	for _, cmd := range app.Commands {
+		cmd.Action = onInterrupt(cmd.Name, cmd.Action)
+	}
 	return exitCode(app.Run(os.Args))
+}
+
+// interruptSignals are the signals that stop a command (README "Exit codes").
+var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// onInterrupt makes every interrupt of a command end the same way: exit
+// 255 with a line saying so, in whatever phase the command was. That is
+// not Go's default: a process started with SIGINT ignored (a shell's
+// background job) would run on, and the harness inside the lab, the first
+// process of its PID namespace, is not killed by a signal it does not
+// handle, so Go exits 2, the code of an unknown verdict.
+//
+// Commands that start processes or change hosts (test, selftest, shrink,
+// cleanup, doctor, client) see their context cancelled and stop in order;
+// a second signal exits at once (in the lab the kernel still removes every
+// namespace and process; on SSH hosts the next run sweeps). Commands that
+// only read (check, runs, show, junit-merge) exit at once. node and serve
+// keep their own contract: SIGTERM or SIGINT is a clean stop, exit 0;
+// host-delayer stops with its SSH session.
+func onInterrupt(name string, action cli.ActionFunc) cli.ActionFunc {
+	if action == nil {
+		return nil
+	}
+	switch name {
+	case "node", "serve", "host-delayer":
+		return action
+	case "test", "selftest", "shrink", "cleanup", "doctor", "client":
+		return func(c *cli.Context) error {
+			ctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			interrupted := watchInterrupts(func(n int) {
+				if n == 1 {
+					cancel()
+					return
+				}
+				fmt.Fprintln(os.Stderr, "ec-counter: interrupted twice: exiting at once")
+				os.Exit(exitCrashed)
+			})
+			defer interrupted.stop()
+			c.Context = ctx
+			err := action(c)
+			if !interrupted.seen() {
+				return err
+			}
+			if ec, ok := errors.AsType[cli.ExitCoder](err); ok && ec.ExitCode() == exitCrashed {
+				return err // it says what was stopped, or the lab's child did
+			}
+			return cli.Exit("ec-counter: interrupted", exitCrashed)
+		}
+	}
+	return func(c *cli.Context) error {
+		interrupted := watchInterrupts(func(int) {
+			fmt.Fprintln(os.Stderr, "ec-counter: interrupted")
+			os.Exit(exitCrashed)
+		})
+		defer interrupted.stop()
+		return action(c)
+	}
+}
+
+// interrupts watches for interruptSignals while a command runs.
+type interrupts struct {
+	sigs  chan os.Signal
+	done  chan struct{}
+	count atomic.Int32
+}
+
+// watchInterrupts calls on with the count so far at each interrupt signal,
+// until stop.
+func watchInterrupts(on func(n int)) *interrupts {
+	in := &interrupts{sigs: make(chan os.Signal, 2), done: make(chan struct{})}
+	signal.Notify(in.sigs, interruptSignals...)
+	go func() {
+		for {
+			select {
+			case <-in.sigs:
+				on(int(in.count.Add(1)))
+			case <-in.done:
+				return
+			}
+		}
+	}()
+	return in
+}
+
+// seen reports whether an interrupt arrived.
+func (in *interrupts) seen() bool { return in.count.Load() > 0 }
+
+// stop stops watching.
+func (in *interrupts) stop() {
+	signal.Stop(in.sigs)
+	close(in.done)
 }
 
 // usageError marks err as bad usage (exit 254).

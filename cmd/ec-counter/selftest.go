@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -39,8 +37,7 @@ func selftestCommand() *cli.Command {
 			if ran || err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := c.Context // cancelled by an interrupt (onInterrupt)
 			rows, err := harness.Selftest(ctx, harness.SelftestOptions{
 				Seeds: c.Int("seeds"), Store: c.String("store"), Parallel: c.Int("parallel"), Only: c.StringSlice("only"),
 				Net: net,

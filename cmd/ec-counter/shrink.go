@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -64,8 +62,7 @@ func shrinkCommand() *cli.Command {
 			if ran || err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := c.Context // cancelled by an interrupt (onInterrupt)
 			r, err := harness.Shrink(ctx, dir, harness.ShrinkOptions{
 				Budget: c.Duration("budget"), Tries: c.Int("tries"), Parallel: c.Int("parallel"), Program: programName(),
 			}, os.Stdout)

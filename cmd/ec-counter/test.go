@@ -1,20 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/ec-counter/ec-counter/harness"
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/workload"
@@ -130,7 +130,7 @@ func runTest(c *cli.Context) error {
 		if c.IsSet("clients") || c.IsSet("requests") {
 			return usageError(errors.New("--workload fixes the clients and their requests: drop --clients and --requests"))
 		}
-		w, err := readWorkload(path)
+		w, err := readWorkload(c.Context, path)
 		if err != nil {
 			return usageError(err)
 		}
@@ -143,8 +143,7 @@ func runTest(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError(flagNames(err))
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := c.Context // cancelled by an interrupt (onInterrupt)
 	if c.Int("test-count") != 1 || c.String("junit") != "" || c.IsSet("parallel") || c.IsSet("shard") {
 		return runCampaign(ctx, c, cfg)
 	}
@@ -229,22 +228,26 @@ const maxScheduleFile = 1 << 20
 
 // readSchedule reads a scripted schedule file.
 func readSchedule(path string) (string, error) {
-	b, err := readBounded(path, maxScheduleFile)
+	b, err := boundedfile.ReadFile(path, maxScheduleFile)
 	if err != nil {
-		return "", fmt.Errorf("--nemesis-schedule %w", err)
+		return "", fmt.Errorf("--nemesis-schedule: %w", err)
 	}
 	return string(b), nil
 }
 
-// readWorkload reads and parses a --workload file.
-func readWorkload(path string) (workload.Workload, error) {
-	f, err := os.Open(path)
+// maxWorkloadFile bounds a --workload file: MaxTotalRequests lines of
+// about a hundred bytes.
+const maxWorkloadFile = 2 << 30
+
+// readWorkload reads and parses a --workload file; an interrupt stops it.
+func readWorkload(ctx context.Context, path string) (workload.Workload, error) {
+	f, err := boundedfile.OpenContext(ctx, path, maxWorkloadFile)
 	if err != nil {
 		return nil, fmt.Errorf("--workload: %w", err)
 	}
 	defer f.Close()
 	w, err := workload.Parse(f)
-	if err != nil {
+	if err := cmp.Or(ctx.Err(), err); err != nil {
 		return nil, fmt.Errorf("--workload %s: %w", path, err)
 	}
 	return w, nil

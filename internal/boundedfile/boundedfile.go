@@ -5,6 +5,7 @@
 package boundedfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -59,12 +60,23 @@ type Reader struct {
 	left  int64 // bytes still allowed
 	limit int64
 	idle  time.Duration
+	ctx   context.Context
+	stop  func() bool // stops the context's wake-up
 }
 
 // Open opens path for reading at most limit bytes. It never blocks on a
 // FIFO without a writer (that reads as empty), refuses a directory, and
 // follows symlinks as the file system does.
 func Open(path string, limit int64) (*Reader, error) {
+	return OpenContext(context.Background(), path, limit)
+}
+
+// OpenContext is Open with a context: once ctx is done, reads fail with
+// its error, a read waiting on a FIFO or terminal included.
+func OpenContext(ctx context.Context, path string, limit int64) (*Reader, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -78,7 +90,9 @@ func Open(path string, limit int64) (*Reader, error) {
 		f.Close()
 		return nil, &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
 	}
-	return &Reader{f: f, path: path, left: limit, limit: limit, idle: DefaultIdle}, nil
+	r := &Reader{f: f, path: path, left: limit, limit: limit, idle: DefaultIdle, ctx: ctx}
+	r.stop = context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	return r, nil
 }
 
 // Read reads from the file, failing once more than the limit was read.
@@ -92,7 +106,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 	// Regular files and devices refuse deadlines (os.ErrNoDeadline): their
 	// reads do not wait on a writer.
 	_ = r.f.SetReadDeadline(time.Now().Add(r.idle))
+	if err := r.ctx.Err(); err != nil {
+		return 0, err // checked after the deadline is set: the wake-up may have come before
+	}
 	n, err := r.f.Read(p)
+	if cerr := r.ctx.Err(); cerr != nil && err != nil {
+		return n, cerr
+	}
 	r.left -= int64(n)
 	if r.left < 0 {
 		return n, &TooLargeError{Path: r.path, Limit: r.limit}
@@ -104,7 +124,10 @@ func (r *Reader) Read(p []byte) (int, error) {
 }
 
 // Close closes the file.
-func (r *Reader) Close() error { return r.f.Close() }
+func (r *Reader) Close() error {
+	r.stop()
+	return r.f.Close()
+}
 
 // ReadFile reads the whole file at path if it holds at most limit bytes;
 // see Open. Errors name the path.

@@ -1,6 +1,7 @@
 package boundedfile
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -94,5 +95,33 @@ func TestReadFileMissing(t *testing.T) {
 	_, err := ReadFile(filepath.Join(t.TempDir(), "none"), 10)
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("ReadFile(missing) = %v", err)
+	}
+}
+
+// A read waiting on a silent FIFO ends when the context does.
+func TestReaderFIFOCancel(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := OpenContext(ctx, p, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	time.AfterFunc(20*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = r.Read(make([]byte, 10))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("read after cancel = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > DefaultIdle/2 {
+		t.Fatalf("the read ended %s after it began, not at the cancel", d)
 	}
 }
