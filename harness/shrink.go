@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/internal/atomicfile"
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
 	"github.com/ec-counter/ec-counter/internal/ddmin"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/runstore"
@@ -42,8 +45,11 @@ type ShrinkOptions struct {
 
 // Errors of Shrink that say why there is nothing to shrink.
 var (
-	// ErrNothingToShrink: the run is valid or unknown.
+	// ErrNothingToShrink: the run is valid or unknown, or its stored case
+	// (configuration, schedule, workload.jsonl) cannot be read back.
 	ErrNothingToShrink = errors.New("nothing to shrink")
+	// ErrShrinkBusy: another shrink of the same run is under way.
+	ErrShrinkBusy = errors.New("another shrink of this run is under way")
 	// ErrNotReproduced: the run's failure did not come back often enough.
 	ErrNotReproduced = errors.New("the failure did not reproduce")
 )
@@ -154,7 +160,7 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 	}
 	cfg := Defaults()
 	if err := json.Unmarshal(rec.Config, &cfg); err != nil {
-		return nil, fmt.Errorf("read %s's configuration: %w", dir, err)
+		return nil, fmt.Errorf("%w: %s's configuration: %v", ErrNothingToShrink, dir, err)
 	}
 	cfg.HasSeed, cfg.Seed = true, rec.Seed
 	if cfg.Hosts != nil && opts.Parallel > 1 {
@@ -162,21 +168,28 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 		fmt.Fprintf(out, "shrink: the run's nodes ran on SSH hosts: one run at a time\n")
 		opts.Parallel = 1
 	}
-	orig, err := loadCase(dir, rec, &cfg)
+	orig, err := loadCase(ctx, dir, rec, &cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNothingToShrink, err)
+	}
+
+	// The new RUN/shrink is made aside and replaces the last one only when
+	// it is complete: an interrupted shrink keeps the last result.
+	shrinkDir := dir.File(runstore.ShrinkDir)
+	aside, unlock, err := shrinkAside(dir)
 	if err != nil {
 		return nil, err
 	}
-
-	shrinkDir := dir.File(runstore.ShrinkDir)
-	if err := os.RemoveAll(shrinkDir); err != nil {
-		return nil, err
-	}
-	s := &shrinker{base: cfg, check: check, opts: opts, out: out, runs: filepath.Join(shrinkDir, "runs"), best: orig, start: start}
+	defer unlock()
+	defer os.RemoveAll(aside) // renamed into place on success
+	s := &shrinker{base: cfg, check: check, opts: opts, out: out, runs: filepath.Join(aside, "runs"), best: orig, start: start}
 	s.origStore, s.origName = cfg.Store, cfg.Name
 	s.base.Store, s.base.Name = s.runs, "candidate"
 	s.base.Nemesis, s.base.NemesisSchedule, s.base.Script = nil, "", ""
 	s.base.Program = opts.Program
-	defer os.RemoveAll(s.runs) // the candidates' runs, also when interrupted
 	fmt.Fprintf(out, "shrink %s: it failed %s; original case: %s; each candidate judged by %d runs, failing when at least %d fail; budget %s\n",
 		dir, check, orig.size(), opts.Tries, s.need(), opts.Budget)
 
@@ -219,31 +232,33 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 		}
 		if failed >= s.need() {
 			s.best = c
-			return s.finish(dir, shrinkDir, orig, failed, kept, exhausted)
+			return s.finish(dir, shrinkDir, aside, orig, failed, kept, exhausted)
 		}
 		fmt.Fprintf(out, "    %s failed only %d of %d runs this time: trying the next smallest case\n", c.size(), failed, opts.Tries)
 	}
 	s.best = orig
-	return s.finish(dir, shrinkDir, orig, failed, "", exhausted)
+	return s.finish(dir, shrinkDir, aside, orig, failed, "", exhausted)
 }
 
 // loadCase reads a stored run's case: its schedule as run, and its
 // workload with every request pinned to the time it was sent at (its
 // client's pace), so that removing requests moves no other.
-func loadCase(dir runstore.RunDir, rec *runstore.Record, cfg *Config) (shrinkCase, error) {
+func loadCase(ctx context.Context, dir runstore.RunDir, rec *runstore.Record, cfg *Config) (shrinkCase, error) {
 	steps, err := nemesis.ParseSchedule(strings.NewReader(rec.Schedule), nodeNames(cfg.Nodes), cfg.Seed)
 	if err != nil {
 		return shrinkCase{}, fmt.Errorf("%s's schedule: %w", dir, err)
 	}
 	var w workload.Workload
-	if f, err := os.Open(dir.File(runstore.WorkloadFile)); err == nil {
+	if f, err := boundedfile.OpenContext(ctx, dir.File(runstore.WorkloadFile), maxWorkloadFile); err == nil {
 		w, err = workload.Parse(f)
 		f.Close()
 		if err != nil {
 			return shrinkCase{}, fmt.Errorf("%s: %w", dir.File(runstore.WorkloadFile), err)
 		}
-	} else {
+	} else if errors.Is(err, fs.ErrNotExist) {
 		w = workload.Plan(cfg.Seed, cfg.Clients, cfg.Requests, cfg.Values) // a run from before workload.jsonl
+	} else {
+		return shrinkCase{}, err
 	}
 	w = slices.Clone(w)
 	interval := intervalOf(cfg.Rate)
@@ -255,6 +270,59 @@ func loadCase(dir runstore.RunDir, rec *runstore.Record, cfg *Config) (shrinkCas
 		nth[w[i].Client]++
 	}
 	return shrinkCase{steps: steps, work: w, nodes: cfg.Nodes}, nil
+}
+
+// maxWorkloadFile bounds a stored workload.jsonl: MaxTotalRequests lines
+// of about a hundred bytes.
+const maxWorkloadFile = 2 << 30
+
+// shrinkAside makes the directory in which a shrink of dir builds its
+// result, RUN/.shrink-*, under the run's shrink lock (ErrShrinkBusy if
+// another shrink holds it), after removing what shrinks killed before
+// they ended left there. unlock releases the lock.
+func shrinkAside(dir runstore.RunDir) (aside string, unlock func(), err error) {
+	lock, err := os.OpenFile(dir.File(".shrink.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return "", nil, fmt.Errorf("%w: %s", ErrShrinkBusy, dir)
+		}
+		return "", nil, fmt.Errorf("lock %s for a shrink: %w", dir, err)
+	}
+	unlock = func() { lock.Close() }
+	stale, _ := filepath.Glob(dir.File(".shrink-*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
+	}
+	aside, err = os.MkdirTemp(string(dir), ".shrink-")
+	if err != nil {
+		unlock()
+		return "", nil, err
+	}
+	return aside, unlock, nil
+}
+
+// replaceDir puts the directory built at aside in place of final, whole:
+// by one atomic exchange where the file system can, else by two renames.
+func replaceDir(aside, final string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, aside, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
+	switch {
+	case err == nil:
+		return os.RemoveAll(aside) // it holds the last result now
+	case errors.Is(err, unix.ENOENT):
+		return os.Rename(aside, final) // no last result
+	}
+	old := aside + ".old"
+	if err := os.Rename(final, old); err != nil {
+		return err
+	}
+	if err := os.Rename(aside, final); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
 }
 
 // need is how many of Tries runs must fail for a candidate to fail.
@@ -488,19 +556,21 @@ func (s *shrinker) failsCheck(r checker.Result) bool {
 }
 
 // finish writes RUN/shrink and returns the result.
-func (s *shrinker) finish(dir runstore.RunDir, shrinkDir string, orig shrinkCase, failed int, kept string, exhausted bool) (*ShrinkResult, error) {
+// It builds the files in aside, naming their final places under
+// shrinkDir, and then puts aside in shrinkDir's place.
+func (s *shrinker) finish(dir runstore.RunDir, shrinkDir, aside string, orig shrinkCase, failed int, kept string, exhausted bool) (*ShrinkResult, error) {
 	best := s.best
 	sched := filepath.Join(shrinkDir, runstore.ScheduleFile)
-	if err := atomicfile.WriteBytes(sched, 0o644, []byte(nemesis.Schedule(best.steps).String())); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(aside, runstore.ScheduleFile), 0o644, []byte(nemesis.Schedule(best.steps).String())); err != nil {
 		return nil, err
 	}
 	work := filepath.Join(shrinkDir, runstore.WorkloadFile)
-	if err := atomicfile.WriteFile(work, 0o644, best.work.Encode); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(aside, runstore.WorkloadFile), 0o644, best.work.Encode); err != nil {
 		return nil, err
 	}
 	runDir := filepath.Join(shrinkDir, "run")
 	if kept != "" {
-		if err := os.Rename(kept, runDir); err != nil {
+		if err := os.Rename(kept, filepath.Join(aside, "run")); err != nil {
 			return nil, fmt.Errorf("keep the shrunk case's failing run: %w", err)
 		}
 	}
@@ -529,8 +599,11 @@ func (s *shrinker) finish(dir runstore.RunDir, shrinkDir string, orig shrinkCase
 		fmt.Fprintf(&b, "run:      %s\n", runDir)
 	}
 	fmt.Fprintf(&b, "replay: %s\n", r.Replay)
-	if err := atomicfile.WriteBytes(filepath.Join(shrinkDir, runstore.ShrinkSummaryFile), 0o644, []byte(b.String())); err != nil {
+	if err := atomicfile.WriteBytes(filepath.Join(aside, runstore.ShrinkSummaryFile), 0o644, []byte(b.String())); err != nil {
 		return nil, err
+	}
+	if err := replaceDir(aside, shrinkDir); err != nil {
+		return nil, fmt.Errorf("put the shrunk case in %s: %w", shrinkDir, err)
 	}
 	return r, nil
 }

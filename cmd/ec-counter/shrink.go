@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ec-counter/ec-counter/harness"
+	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/runstore"
 )
 
@@ -57,10 +58,13 @@ func shrinkCommand() *cli.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			// Candidates run on the network the original ran on.
-			_, ran, err := enterNetwork(c.Context, cmp.Or(rec.Network, harness.NetAuto))
-			if ran || err != nil {
-				return err
+			// Candidates run on the network the original ran on; on SSH
+			// hosts this process stays in this machine's network.
+			if rec.Network != harness.NetHosts {
+				_, ran, err := enterNetwork(c.Context, cmp.Or(rec.Network, harness.NetAuto))
+				if ran || err != nil {
+					return err
+				}
 			}
 			ctx := c.Context // cancelled by an interrupt (onInterrupt)
 			r, err := harness.Shrink(ctx, dir, harness.ShrinkOptions{
@@ -69,7 +73,7 @@ func shrinkCommand() *cli.Command {
 			switch {
 			case errors.Is(err, context.Canceled):
 				return cli.Exit("ec-counter: interrupted; nodes stopped", exitCrashed)
-			case errors.Is(err, harness.ErrNothingToShrink):
+			case errors.Is(err, harness.ErrNothingToShrink), errors.Is(err, harness.ErrShrinkBusy), errors.Is(err, lab.ErrPreflight):
 				return usageError(err)
 			case errors.Is(err, harness.ErrNotReproduced):
 				return cli.Exit("ec-counter: "+err.Error(), exitInvalid)
