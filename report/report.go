@@ -48,7 +48,7 @@ func Load(dir string) (*Stored, error) {
 	default:
 		r.Notes = append(r.Notes, err.Error())
 	}
-	ops, err := histories.ReadFile(filepath.Join(dir, runstore.HistoryFile))
+	ops, err := readHistory(filepath.Join(dir, runstore.HistoryFile))
 	switch {
 	case err == nil:
 		found++
@@ -78,6 +78,21 @@ func Load(dir string) (*Stored, error) {
 			dir, runstore.RecordFile, runstore.HistoryFile, runstore.ResultsFile)
 	}
 	return r, nil
+}
+
+// readHistory reads the history at path within runstore.OpenHistory's
+// bounds; see histories.Read. Its errors name the path.
+func readHistory(path string) ([]histories.Op, error) {
+	f, err := runstore.OpenHistory(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ops, err := histories.Read(f)
+	if err != nil {
+		return ops, fmt.Errorf("%s: %w", path, err)
+	}
+	return ops, nil
 }
 
 // Write renders the run in dir to dir/report.html, replacing any older

@@ -3,8 +3,10 @@ package report
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/runstore"
 )
 
@@ -35,6 +38,9 @@ type RunSummary struct {
 	Anomalies int    `json:"anomalies"` // anomalies found, listed or not
 	Ops       int    `json:"ops"`       // ops in the history
 	Error     string `json:"error,omitempty"`
+	// Notes are the problems met reading the run's files (one that is not
+	// JSON, larger than its bound, a device or a FIFO).
+	Notes []string `json:"notes,omitempty"`
 	// Files lists which of the run's files exist, among run.json,
 	// history.jsonl, results.json, harness.log, report.html and
 	// linear.html.
@@ -137,6 +143,7 @@ func summarize(root, path string) RunSummary {
 		s.Start = t
 	}
 	info, err := runstore.ReadRecord(runstore.RunDir(dir))
+	s.note(err)
 	if err == nil {
 		ri := info
 		s.Name = cmp.Or(ri.Name, s.Name)
@@ -149,6 +156,7 @@ func summarize(root, path string) RunSummary {
 		s.Error = ri.Error
 	}
 	result, err := runstore.ReadResults(runstore.RunDir(dir))
+	s.note(err)
 	if err == nil {
 		res := result
 		counted := 0
@@ -160,7 +168,8 @@ func summarize(root, path string) RunSummary {
 	}
 	s.Verdict = verdictOf(info, result)
 	if s.Ops == 0 {
-		s.Ops = countLines(filepath.Join(dir, runstore.HistoryFile))
+		s.Ops, err = countLines(filepath.Join(dir, runstore.HistoryFile))
+		s.note(err)
 	}
 	if logs, err := filepath.Glob(filepath.Join(dir, runstore.NodesDir, "*.log")); err == nil {
 		for _, l := range logs {
@@ -176,20 +185,44 @@ func summarize(root, path string) RunSummary {
 	return s
 }
 
-// countLines counts the complete lines of a file; 0 if it cannot be read.
-func countLines(path string) int {
-	f, err := os.Open(path)
+// note records err, if any, among the summary's notes; a missing file is
+// no problem (a run that crashed early).
+func (s *RunSummary) note(err error) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.Notes = append(s.Notes, err.Error())
+	}
+}
+
+// countLines counts the complete lines of the history at path, reading it
+// within runstore.OpenHistory's bounds. It stops at a line longer than any
+// op's (histories.MaxLine): that file is no history.
+func countLines(path string) (int, error) {
+	f, err := runstore.OpenHistory(path)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	defer f.Close()
 	buf := make([]byte, 1<<16)
-	n := 0
+	n, line := 0, 0 // line: bytes since the last newline
 	for {
 		k, err := f.Read(buf)
-		n += bytes.Count(buf[:k], []byte{'\n'})
+		chunk := buf[:k]
+		for {
+			i := bytes.IndexByte(chunk, '\n')
+			if i < 0 {
+				line += len(chunk)
+				break
+			}
+			n, line, chunk = n+1, 0, chunk[i+1:]
+		}
+		if line > histories.MaxLine {
+			return n, fmt.Errorf("%s: a line is longer than %d bytes: not a history (one op a line)", path, histories.MaxLine)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
 		if err != nil {
-			return n
+			return n, err
 		}
 	}
 }
@@ -217,23 +250,53 @@ func WriteTable(w io.Writer, runs []RunSummary) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", clip(r.Name), t, seed, clip(nem), clip(verdict), r.Ops, clip(r.Dir))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range runs {
+		for _, n := range r.Notes {
+			if _, err := fmt.Fprintf(w, "note: %s: %s\n", printable(r.Path, maxText), printable(n, maxText)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// maxCell bounds what a table cell prints: run.json is the user's file, and
-// a field of megabytes must not flood the terminal.
-const maxCell = 80
+// The bounds on what a listing's cell and a line of text print: run.json
+// and results.json are the user's files, and a field of megabytes must not
+// flood the terminal.
+const (
+	maxCell = 80
+	maxText = 1000
+)
 
-// clip cuts s to maxCell bytes (at a character boundary) with an ellipsis,
-// and shows control characters escaped.
-func clip(s string) string {
-	s = strings.Trim(strconv.Quote(s), `"`)
-	if len(s) <= maxCell {
-		return s
+// clip is printable for a table cell.
+func clip(s string) string { return printable(s, maxCell) }
+
+// printable returns s as a terminal may show it: control characters and
+// bytes that are not UTF-8 escaped as in Go strings (\n, \x1b, \u2028),
+// and cut to at most limit bytes (at a character boundary) with "..." when
+// longer. Quotes and backslashes stay as they are, so that a command (a
+// run's replay) can still be copied.
+func printable(s string, limit int) string {
+	var b strings.Builder
+	cut := 0 // b.Len() at the last character boundary leaving room for "..."
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], string(utf8.RuneError)):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			b.WriteString(strings.Trim(strconv.QuoteRune(r), "'"))
+		}
+		if b.Len() > limit {
+			return b.String()[:cut] + "..."
+		}
+		if b.Len() <= limit-3 {
+			cut = b.Len()
+		}
 	}
-	cut := maxCell - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return b.String()
 }

@@ -3,11 +3,14 @@ package runstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
 )
 
 // RunPaths returns the paths, relative to root and slash-separated, of the
@@ -137,4 +140,21 @@ func FindHistory(path string) (string, error) {
 		return "", fmt.Errorf("%s is a directory without %s: give a run directory or a history file", path, HistoryFile)
 	}
 	return h, nil
+}
+
+// maxHistorySize bounds what a reader reads of a history: some 25 million
+// ops.
+const maxHistorySize = 4 << 30
+
+// OpenHistory opens the history file at path for streaming (see
+// histories.Reader), reading at most 4 GiB whatever the file is (see
+// boundedfile): a FIFO nobody writes to reads as empty, one whose writer
+// stays silent fails after a few seconds; a device that never ends is
+// stopped by the history's own bound on a line.
+func OpenHistory(path string) (io.ReadCloser, error) {
+	r, err := boundedfile.Open(path, maxHistorySize)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -1,6 +1,8 @@
 package runstore
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -184,5 +186,35 @@ func TestReadJSONIsBounded(t *testing.T) {
 	}
 	if d := time.Since(began); d > 5*time.Second {
 		t.Errorf("reading took %s", d)
+	}
+}
+
+// A history that is a FIFO nobody writes to opens at once and reads as
+// empty: check and serve must not hang on it.
+func TestOpenHistoryFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), HistoryFile)
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		r, err := OpenHistory(p)
+		if err == nil {
+			var b []byte
+			b, err = io.ReadAll(r)
+			r.Close()
+			if err == nil && len(b) > 0 {
+				err = fmt.Errorf("read %q", b)
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("OpenHistory(FIFO): %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("OpenHistory(FIFO) still reading after 3s")
 	}
 }
