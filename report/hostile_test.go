@@ -114,3 +114,51 @@ func TestLoadBoundsReads(t *testing.T) {
 		}
 	})
 }
+
+// show prints what comes from the store escaped and clipped, as runs
+// does: no escape sequence reaches the terminal, no field floods it.
+func TestWriteTextEscapesAndClips(t *testing.T) {
+	root := t.TempDir()
+	dir := writeRun(t, root, "alpha", t0, synth{seed: 2, nodes: 3, clients: 4, ops: 600, bug: true}, false)
+	// The shrink summary is read within a bound too.
+	os.MkdirAll(filepath.Join(dir, runstore.ShrinkDir), 0o755)
+	os.Symlink("/dev/zero", filepath.Join(dir, runstore.ShrinkDir, runstore.ShrinkSummaryFile))
+	r, err := Load(dir)
+	if err != nil || r.Info == nil || r.Result == nil || len(r.Result.Anomalies) == 0 {
+		t.Fatalf("Load: %v", err)
+	}
+	huge := strings.Repeat("y", 5<<20)
+	evil := "\x1b]0;pwned\x07\x1b[2J\r\x9b"
+	r.Info.Name = "alpha" + evil + huge
+	r.Info.Version = evil
+	r.Info.Error = "boom" + evil + huge
+	r.Info.Replay = `ec-counter test --node-cmd 'n "{name}" \x' ` + evil
+	r.Info.Unclean = []string{"n1" + evil, huge}
+	r.Info.Config = []byte(`{"nemesis":["partition` + evil + huge + `"],"bug":"` + strings.ReplaceAll(evil, "\x1b", `\u001b`) + `"}`)
+	r.Notes = append(r.Notes, "note"+evil+huge)
+	a := &r.Result.Anomalies[0]
+	a.Message += evil + huge
+	a.Expected = evil + huge
+	a.Check += evil
+	a.Ops[0].Node = "n1" + evil + huge
+	var b strings.Builder
+	within(t, 10*time.Second, "WriteText", func() {
+		if err := r.WriteText(&b); err != nil {
+			t.Error(err)
+		}
+	})
+	out := b.String()
+	for i, c := range out {
+		if c != '\n' && (c < ' ' || c == 0x7f || c >= 0x80 && c < 0xa0) {
+			t.Fatalf("a control character %q at byte %d reached the terminal:\n%.300s", c, i, out[max(0, i-100):])
+		}
+	}
+	if len(out) > 40<<10 {
+		t.Errorf("show printed %d bytes for fields of megabytes", len(out))
+	}
+	for _, want := range []string{`\x1b]0;pwned\a`, `'n "{name}" \x'`, "yyy..."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show does not print %q:\n%.2000s", want, out)
+		}
+	}
+}
