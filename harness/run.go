@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/internal/atomicfile"
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/report"
@@ -78,6 +80,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode config: %w", err)
 	}
+	prevLatest := runstore.Latest(cfg.Store)
 	run, err := runstore.Create(cfg.Store, cfg.Name, start)
 	if err != nil {
 		return nil, err
@@ -110,6 +113,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 		Command: cfg.Command, Replay: replay.replayCommand(), Start: start.UTC(),
 	}
 	o, err := r.execute(ctx)
+	if refusal(err) {
+		// Refused before any client ran, like a bad flag: nothing to keep.
+		fmt.Fprintf(out, "run refused: nothing stored\n")
+		logFile.Close()
+		if derr := runstore.Discard(cfg.Store, run, prevLatest); derr != nil {
+			fmt.Fprintf(out, "%v\n", derr)
+		}
+		return nil, err
+	}
 	r.rec.End = time.Now().UTC()
 	if err != nil {
 		r.rec.Error = err.Error()
@@ -119,8 +131,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Outcome, error) {
 	if werr := r.writeRecord(); werr != nil && err == nil {
 		err = werr
 	}
-	// Crashed and interrupted runs get a report too: it shows what there is.
-	if !r.reported {
+	// Crashed runs get a report too: it shows what there is. An
+	// interrupted run's user is waiting for the prompt: the report of a
+	// long history takes a while, so 'serve' writes it when asked.
+	switch {
+	case r.reported:
+	case ctx.Err() != nil:
+		fmt.Fprintf(out, "%s not written (interrupted): 'ec-counter serve --store %s' writes it when the run is opened\n", runstore.ReportFile, cfg.Store)
+	default:
 		if rerr := report.Write(string(run)); rerr != nil {
 			fmt.Fprintf(out, "could not write %s: %v\n", runstore.ReportFile, rerr)
 		}
@@ -340,7 +358,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	phase = time.Now()
 	// Check the history as it is on disk, in one streaming pass (README
 	// "Checks"): what a later "ec-counter check" of the run would find.
-	k, err := checkFile(r.run.File(runstore.HistoryFile))
+	k, err := checkFile(ctx, r.run.File(runstore.HistoryFile))
 	if err != nil {
 		return nil, fmt.Errorf("read back history: %w", err)
 	}
@@ -639,9 +657,9 @@ func version() string {
 	return v
 }
 
-// checkFile checks the history file at path.
-func checkFile(path string) (*checker.Checker, error) {
-	f, err := os.Open(path)
+// checkFile checks the history file at path, until ctx is done.
+func checkFile(ctx context.Context, path string) (*checker.Checker, error) {
+	f, err := boundedfile.OpenContext(ctx, path, math.MaxInt64-1)
 	if err != nil {
 		return nil, err
 	}
