@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -97,5 +98,72 @@ func TestInterruptWhileParsingWorkload(t *testing.T) {
 				t.Fatalf("exit %d after %s, want %d and a line saying it was interrupted:\n%s", code, tc.sig, exitCrashed, out.String())
 			}
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer a command writes while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestInterruptedRunLeavesTheReport: Ctrl-C mid-run ends at once with
+// 255, keeps the history, and leaves report.html to serve rather than make
+// the user wait for it (26 s for a 470 MB history before).
+func TestInterruptedRunLeavesTheReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	store := filepath.Join(t.TempDir(), "store")
+	cmd := exec.Command(buildEcCounter(t), "test", "--net", "loopback", "--requests", "1000", "--rate", "20", "--store", store)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "cluster up"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no cluster up in 30s:\n%s", out.String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // some ops in the history
+	cmd.Process.Signal(syscall.SIGINT)
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGINT:\n%s", out.String())
+	}
+	code := 0
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		code = ee.ExitCode()
+	}
+	if code != exitCrashed || !strings.Contains(out.String(), "report.html not written (interrupted)") {
+		t.Fatalf("exit %d, want %d saying the report was left for later:\n%s", code, exitCrashed, out.String())
+	}
+	run, err := filepath.EvalSymlinks(filepath.Join(store, "latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "report.html")); !os.IsNotExist(err) {
+		t.Errorf("report.html of an interrupted run: %v, want none", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(run, "history.jsonl")); err != nil || len(b) == 0 {
+		t.Errorf("the interrupted run's history is lost: %v", err)
 	}
 }
