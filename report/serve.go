@@ -33,7 +33,7 @@ import (
 // elements, and symbolic links that lead out of the store, are refused, as
 // is each run's admin-token.
 func Handler(root string) http.Handler {
-	s := &server{root: root, runs: newLister(root)}
+	s := &server{root: root, runs: newLister(root), building: runLocks{locks: map[string]*runLock{}}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.HandleFunc("GET /runs.json", s.runsJSON)
@@ -42,9 +42,43 @@ func Handler(root string) http.Handler {
 }
 
 type server struct {
-	root string
-	runs *lister
-	mu   sync.Mutex // one report generation at a time
+	root     string
+	runs     *lister
+	building runLocks // one report generation at a time per run
+}
+
+// runLocks serializes the generation of each run's report: two requests
+// for one report write it once, and a run whose files are slow to read (a
+// FIFO) holds up no other run's.
+type runLocks struct {
+	mu    sync.Mutex
+	locks map[string]*runLock // by run path; removed when unused
+}
+
+type runLock struct {
+	sync.Mutex
+	users int // holders and waiters, guarded by runLocks.mu
+}
+
+// lock locks the run at key and returns its unlock.
+func (l *runLocks) lock(key string) (unlock func()) {
+	l.mu.Lock()
+	rl := l.locks[key]
+	if rl == nil {
+		rl = &runLock{}
+		l.locks[key] = rl
+	}
+	rl.users++
+	l.mu.Unlock()
+	rl.Lock()
+	return func() {
+		rl.Unlock()
+		l.mu.Lock()
+		if rl.users--; rl.users == 0 {
+			delete(l.locks, key)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // indexView is what the index template renders.
@@ -193,16 +227,14 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 // ensureReport makes sure the run at runRel (relative to the store) has a
 // report at least as new as its files, writing one if not. If the report
 // cannot be written (a read-only store, say) it renders it straight to w and
-// returns true.
+// returns true; so it does when the run's files lead out of the store, to
+// refuse them: a report is built only from files inside it, as only they
+// are served.
 func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel string) (done bool) {
-	isRun := false
-	var newest time.Time
-	for _, f := range []string{runstore.RecordFile, runstore.HistoryFile, runstore.ResultsFile} {
-		// root.Stat refuses paths that lead out of the store.
-		if st, err := root.Stat(path.Join(runRel, f)); err == nil {
-			isRun = true
-			newest = maxTime(newest, st.ModTime())
-		}
+	newest, isRun, err := runModTime(root, runRel)
+	if err != nil {
+		http.Error(w, "forbidden: a report is built only from files inside the store: "+err.Error(), http.StatusForbidden)
+		return true
 	}
 	if !isRun {
 		return false // a 404, or a file named report.html elsewhere
@@ -214,13 +246,17 @@ func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel strin
 	if fresh() {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.building.lock(runRel)()
 	if fresh() {
 		return false
 	}
+	// Checked again under the lock, just before the files are read.
+	if _, _, err := runModTime(root, runRel); err != nil {
+		http.Error(w, "forbidden: a report is built only from files inside the store: "+err.Error(), http.StatusForbidden)
+		return true
+	}
 	dir := filepath.Join(s.root, filepath.FromSlash(runRel))
-	err := Write(dir)
+	err = Write(dir)
 	if err == nil {
 		return false
 	}
@@ -238,6 +274,24 @@ func (s *server) ensureReport(w http.ResponseWriter, root *os.Root, runRel strin
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(buf.Bytes())
 	return true
+}
+
+// runModTime returns the newest modification time of the files a report
+// of the run at runRel is built from, and whether it has any. It fails if
+// one leads out of the store (root.Stat refuses those) or cannot be
+// looked at.
+func runModTime(root *os.Root, runRel string) (newest time.Time, isRun bool, err error) {
+	for _, f := range []string{runstore.RecordFile, runstore.HistoryFile, runstore.ResultsFile} {
+		st, err := root.Stat(path.Join(runRel, f))
+		switch {
+		case err == nil:
+			isRun = true
+			newest = maxTime(newest, st.ModTime())
+		case !errors.Is(err, fs.ErrNotExist):
+			return time.Time{}, false, err
+		}
+	}
+	return newest, isRun, nil
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,5 +224,98 @@ func TestGuardHostsRefusesRebinding(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("Host %s: %d, want %d", host, w.Code, want)
 		}
+	}
+}
+
+// A report is built only from files inside the store, as only they are
+// served: a run whose history, run.json or results.json is a symlink out
+// of the store gets no report, and nothing of the outside file is shown.
+func TestHandlerReportRefusesFilesOutsideTheStore(t *testing.T) {
+	root, dirs := testStore(t)
+	outside := t.TempDir()
+	const secret = "SECRETNODE"
+	hist := `{"index":0,"time":1,"type":"invoke","process":0,"f":"get","node":"` + secret + `"}` + "\n" +
+		`{"index":1,"time":2,"type":"ok","process":0,"f":"get","value":0,"node":"` + secret + `"}` + "\n"
+	os.WriteFile(filepath.Join(outside, runstore.HistoryFile), []byte(hist), 0o644)
+	os.WriteFile(filepath.Join(outside, runstore.RecordFile), []byte(`{"name":"`+secret+`"}`), 0o644)
+	srv := httptest.NewServer(Handler(root))
+	defer srv.Close()
+	for _, f := range []string{runstore.HistoryFile, runstore.RecordFile} {
+		dir := dirs["incomplete"]
+		if f == runstore.RecordFile {
+			dir = dirs["crashed"]
+		}
+		os.Remove(filepath.Join(dir, f))
+		if err := os.Symlink(filepath.Join(outside, f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, dir)
+		code, body := get(t, srv.Client(), srv.URL+"/runs/"+filepath.ToSlash(rel)+"/report.html")
+		if code != http.StatusForbidden || strings.Contains(body, secret) {
+			t.Errorf("report of a run whose %s leads out of the store: %d %.300q", f, code, body)
+		}
+		if _, err := os.Stat(filepath.Join(dir, runstore.ReportFile)); err == nil {
+			t.Errorf("a report was written from a %s outside the store", f)
+		}
+	}
+}
+
+// A run whose history is a FIFO that a writer holds open and never writes
+// to holds up its own report for a few seconds at most, and no other run's.
+func TestHandlerReportOfAStuckRunBlocksNoOther(t *testing.T) {
+	root, dirs := testStore(t)
+	stuck := dirs["incomplete"]
+	fifo := filepath.Join(stuck, runstore.HistoryFile)
+	os.Remove(fifo)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0) // a writer that stays silent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	srv := httptest.NewServer(Handler(root))
+	defer srv.Close()
+	url := func(dir string) string {
+		rel, _ := filepath.Rel(root, dir)
+		return srv.URL + "/runs/" + filepath.ToSlash(rel) + "/report.html"
+	}
+	stuckDone := make(chan int, 1)
+	go func() {
+		resp, err := srv.Client().Get(url(stuck))
+		if err != nil {
+			stuckDone <- 0
+			return
+		}
+		resp.Body.Close()
+		stuckDone <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // the stuck run's report is being built
+	other := make(chan int, 1)
+	go func() {
+		resp, err := srv.Client().Get(url(dirs["valid"]))
+		if err != nil {
+			other <- 0
+			return
+		}
+		resp.Body.Close()
+		other <- resp.StatusCode
+	}()
+	select {
+	case code := <-other:
+		if code != http.StatusOK {
+			t.Errorf("another run's report: %d", code)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("another run's report waits behind the stuck run's")
+	}
+	select {
+	case code := <-stuckDone:
+		if code != http.StatusOK {
+			t.Errorf("the stuck run's report: %d", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("the stuck run's report never came")
 	}
 }

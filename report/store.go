@@ -195,8 +195,12 @@ func (s *RunSummary) note(err error) {
 
 // countLines counts the complete lines of the history at path, reading it
 // within runstore.OpenHistory's bounds. It stops at a line longer than any
-// op's (histories.MaxLine): that file is no history.
+// op's (histories.MaxLine): that file is no history. A listing reads no
+// device or FIFO: it would wait on a FIFO's writer, or consume its lines.
 func countLines(path string) (int, error) {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is %s, not a regular file: its ops are not counted", path, fileKind(st.Mode()))
+	}
 	f, err := runstore.OpenHistory(path)
 	if err != nil {
 		return 0, err
@@ -225,6 +229,21 @@ func countLines(path string) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// fileKind names the kind of file that m is the mode of, for a person.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "a special file"
 }
 
 // WriteTable writes runs as an aligned table, one run per line.
