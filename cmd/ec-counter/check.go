@@ -35,7 +35,9 @@ func checkCommand() *cli.Command {
 			if err != nil {
 				return usageError(err)
 			}
-			f, err := os.Open(path)
+			// Read within a bound whatever the file is: a FIFO nobody
+			// writes to is an empty history, not a hang.
+			f, err := runstore.OpenHistory(path)
 			if err != nil {
 				return usageError(err)
 			}
