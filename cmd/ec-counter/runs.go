@@ -88,7 +88,8 @@ func runsCommand() *cli.Command {
 		Name:  "runs",
 		Usage: "list the stored runs, newest first",
 		Description: "Prints one line per run of --store: test name, start time, seed, nemesis, verdict (valid,\n" +
-			"invalid, unknown, or crashed/incomplete for runs without results), ops and directory.",
+			"invalid, unknown, or crashed/incomplete for runs without results), ops and directory. A file of a\n" +
+			"run that cannot be read (not JSON, over its size bound, a device or a FIFO) is noted under the table.",
 		Flags: []cli.Flag{
 			storeFlag(),
 			&cli.BoolFlag{Name: "json", Usage: "print the list as JSON"},
