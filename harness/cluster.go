@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -281,7 +282,13 @@ func (c *cluster) start(ctx context.Context, timeout time.Duration) error {
 	errs := make(chan error, len(procs))
 	want := readyMembers(len(c.specs))
 	for _, p := range procs {
-		go func() { errs <- waitReady(ctx, c.http, p, want) }()
+		go func() {
+			err := waitReady(ctx, c.http, p, want)
+			if err == nil {
+				err = c.owned(ctx, p)
+			}
+			errs <- err
+		}()
 	}
 	var first error
 	for range procs {
@@ -290,6 +297,57 @@ func (c *cluster) start(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	return first
+}
+
+// ownerTimeout bounds the admin request that proves a node is this run's.
+const ownerTimeout = 2 * time.Second
+
+// owned checks that the node that answered p's health check is p, not
+// another process on its address (another run's node, say): a node whose
+// exit was seen is not up, and a node given this run's admin token file
+// must accept the token (a node of another run answers 401). A node
+// without the admin API cannot be told apart this way; on SSH hosts the
+// preflight has already refused ports that something else holds.
+func (c *cluster) owned(ctx context.Context, p *process) error {
+	s := p.spec
+	exited := func() error {
+		if p.running() {
+			return nil
+		}
+		return fmt.Errorf("node %s exited during start-up (%v), yet %s answered its health check: another process serves that address; see %s",
+			s.Name, p.err, s.Addrs.HTTP, s.LogPath)
+	}
+	if err := exited(); err != nil {
+		return err
+	}
+	token := s.TokenFile
+	if s.Fleet != nil {
+		token = s.Fleet.Paths(s.Name).TokenFile
+	}
+	if !slices.ContainsFunc(s.Args, func(a string) bool { return strings.Contains(a, token) }) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, ownerTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addrs.HTTP+"/v1/admin/faults", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if err := exited(); err != nil {
+			return err
+		}
+		return fmt.Errorf("node %s: prove it is this run's node (GET /v1/admin/faults with this run's token): %w", s.Name, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("node %s: %s answers its health check but refuses this run's admin token (HTTP %d): it is another process, not this run's node (another run on the same address?)",
+			s.Name, s.Addrs.HTTP, resp.StatusCode)
+	}
+	return exited()
 }
 
 // readyMembers is how many members each node of an n-node cluster must

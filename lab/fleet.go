@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kballard/go-shellquote"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -36,7 +35,9 @@ import (
 // its processes, whose command lines name the run's directory. The lock is
 // held by an SSH session for as long as the run lives, so the next run
 // against the host tells a dead run's leftovers (removed, and said) from a
-// live run's (never touched).
+// live run's (never touched). The same session holds a lock per node port,
+// <dir>/ports/<node_addr>_<port>.lock, which a second run on the same
+// ports finds held and is refused.
 type Fleet struct {
 	tag    string
 	hosts  []*fleetHost
@@ -54,6 +55,7 @@ type fleetHost struct {
 	dir      string // the host's dir, absolute
 	addr     netip.Addr
 	lifeline *session // holds the run's lock on the host
+	lifePID  int      // the lifeline's process on the host
 	delayer  *session // the host's delayer; nil unless the fleet delays
 
 	mu     sync.Mutex
@@ -104,7 +106,7 @@ func OpenFleet(ctx context.Context, hf *HostsFile, nodes []string, opts FleetOpt
 	var g errgroup.Group
 	for i, spec := range hf.Hosts {
 		g.Go(func() error {
-			rep, r := checkHost(ctx, spec, opts)
+			rep, r := checkHost(ctx, spec, opts, false)
 			reports[i] = rep
 			if r != nil {
 				f.hosts[i] = &fleetHost{node: nodes[i], r: r, dir: rep.Dir, addr: netip.MustParseAddr(spec.NodeAddr)}
@@ -118,30 +120,52 @@ func OpenFleet(ctx context.Context, hf *HostsFile, nodes []string, opts FleetOpt
 			f.Close(context.WithoutCancel(ctx), nil)
 		}
 	}()
-	var failed []string
+	problems := make([]string, len(reports))
 	for i, rep := range reports {
-		if !rep.OK() {
-			failed = append(failed, fmt.Sprintf("host %d (%s): %s", i+1, rep.Address, strings.Join(rep.Problems(), "; ")))
-		}
+		problems[i] = strings.Join(rep.Problems(), "; ")
 	}
-	if len(failed) > 0 {
-		return f, fmt.Errorf("%w (see 'ec-counter doctor --hosts FILE'):\n  %s", ErrPreflight, strings.Join(failed, "\n  "))
+	if err := preflightFailed(hf, problems); err != nil {
+		return f, err
 	}
 	for _, h := range f.hosts {
 		f.byIP[h.addr] = h
 	}
 	// Locks first: a concurrent sweep must see this run alive before its
-	// directory exists.
-	if err := f.each(ctx, f.lock); err != nil {
+	// directory exists, and a concurrent run must find its ports taken.
+	held := make([]string, len(f.hosts))
+	if err := f.each(ctx, func(ctx context.Context, h *fleetHost) (err error) {
+		held[slices.Index(f.hosts, h)], err = f.lock(ctx, h)
+		return err
+	}); err != nil {
+		return f, err
+	}
+	if err := preflightFailed(hf, held); err != nil {
 		return f, err
 	}
 	if err := f.each(ctx, func(ctx context.Context, h *fleetHost) error {
-		left, err := sweep(ctx, h.r, h.dir, h.r.spec.Nft)
-		for _, l := range left {
+		removed, left, err := sweep(ctx, h.r, h.dir, h.r.spec.Nft)
+		for _, l := range removed {
 			f.logf("hosts: %s: a dead run's leftover removed: %s", h.r, l)
+		}
+		for _, l := range left {
+			f.logf("hosts: %s: a dead run's leftover could NOT be removed: %s", h.r, l)
 		}
 		return err
 	}); err != nil {
+		return f, err
+	}
+	// Then the ports, once dead runs' nodes are gone: whatever still
+	// listens on them is another process, whose answers would pass for
+	// this run's nodes'.
+	busy := make([]string, len(f.hosts))
+	if err := f.each(ctx, func(ctx context.Context, h *fleetHost) error {
+		uses, err := portUses(ctx, h.r, h.dir, false)
+		busy[slices.Index(f.hosts, h)] = strings.Join(uses.problems(h.r.spec), "; ")
+		return err
+	}); err != nil {
+		return f, err
+	}
+	if err := preflightFailed(hf, busy); err != nil {
 		return f, err
 	}
 	host, _ := os.Hostname()
@@ -154,8 +178,20 @@ func OpenFleet(ctx context.Context, hf *HostsFile, nodes []string, opts FleetOpt
 	return f, err
 }
 
-// q quotes one word for a remote shell.
-func q(s string) string { return shellquote.Join(s) }
+// preflightFailed is ErrPreflight naming each host whose problem (by
+// index, "" for none) refuses the run, or nil when there is none.
+func preflightFailed(hf *HostsFile, problems []string) error {
+	var failed []string
+	for i, p := range problems {
+		if p != "" {
+			failed = append(failed, fmt.Sprintf("host %d (%s): %s", i+1, hf.Hosts[i].Address, p))
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (see 'ec-counter doctor --hosts FILE'):\n  %s", ErrPreflight, strings.Join(failed, "\n  "))
+}
 
 // each runs fn on every host at once and returns the first error.
 func (f *Fleet) each(ctx context.Context, fn func(context.Context, *fleetHost) error) error {
@@ -166,21 +202,69 @@ func (f *Fleet) each(ctx context.Context, fn func(context.Context, *fleetHost) e
 	return g.Wait()
 }
 
-// lock holds the node's lock file through a session that lives as long as
-// the SSH connection: flock runs cat, which ends when its standard input
-// does, when Close closes it or the connection drops (the harness died).
-func (f *Fleet) lock(ctx context.Context, h *fleetHost) error {
-	lock := path.Join(h.dir, f.tag+"."+h.node+".lock")
-	s, err := h.r.start(fmt.Sprintf("exec flock %s sh -c 'echo locked; exec cat >/dev/null'", q(lock)))
+// lifelineScript takes a run's locks on a host and holds them for as long
+// as its standard input lasts: the run's lock, <dir>/<tag>.<node>.lock,
+// then each node port's, <dir>/ports/<addr>_<port>.lock, without waiting,
+// writing the run's tag in each. It prints "locked PID" (the process that
+// holds them: cat, which ends when the harness's SSH session does, even if
+// the harness died), or "held ADDR_PORT TAG INFO" for a port lock another
+// live run holds. Runs as root: sh -c SCRIPT sh DIR TAG NODE ADDR_PORT...
+const lifelineScript = `dir=$1 tag=$2 node=$3; shift 3
+cd "$dir" && mkdir -p ports || exit 1
+exec 3>>"$tag.$node.lock" && flock 3 || exit 1
+n=4
+for p in "$@"; do
+  l="ports/$p.lock"
+  eval "exec $n>>\"\$l\"" || exit 1
+  if ! flock -n $n; then
+    t=$(head -c 64 "$l" 2>/dev/null | tr -cd 'a-z0-9_')
+    info=$(cat "$t"/*/info 2>/dev/null | head -n 1)
+    echo "held $p $t $info"
+    rm -f "$tag.$node.lock"
+    exit 0
+  fi
+  n=$((n + 1))
+done
+for p in "$@"; do echo "$tag" >"ports/$p.lock"; done
+echo "locked $$"
+exec cat >/dev/null
+`
+
+// portLock names a node port's lock file in ports/.
+func portLock(addr netip.Addr, port int) string { return fmt.Sprintf("%s_%d", addr, port) }
+
+// lock takes the node's locks (lifelineScript) through a session that
+// lives as long as the SSH connection. It returns why the run cannot have
+// the host ("" when it has its locks): a port held by a live run.
+func (f *Fleet) lock(ctx context.Context, h *fleetHost) (string, error) {
+	spec := h.r.spec
+	s, err := h.r.start(ctx, "exec sh -c "+q(lifelineScript)+" sh "+
+		qJoin(h.dir, f.tag, h.node, portLock(h.addr, spec.HTTPPort), portLock(h.addr, spec.GossipPort)))
 	if err != nil {
-		return fmt.Errorf("take the run's lock: %w", err)
+		return "", fmt.Errorf("take the run's lock: %w", err)
 	}
-	if l, err := s.exchange(ctx, nil, 10*time.Second); err != nil || l != "locked" {
-		s.s.Close()
-		return fmt.Errorf("%s: take the run's lock %s: flock: %q, %v", h.r, lock, l, err)
+	l, err := s.exchange(ctx, nil, 10*time.Second)
+	if pid, ok := strings.CutPrefix(l, "locked "); err == nil && ok {
+		if h.lifePID, err = strconv.Atoi(pid); err == nil {
+			h.lifeline = s
+			return "", nil
+		}
 	}
-	h.lifeline = s
-	return nil
+	s.s.Close()
+	if held, ok := strings.CutPrefix(l, "held "); err == nil && ok {
+		port, rest, _ := strings.Cut(held, " ")
+		port = port[strings.LastIndex(port, "_")+1:]
+		tag, info, _ := strings.Cut(rest, " ")
+		who := "a live run"
+		if tag != "" {
+			who += " " + tag
+		}
+		if info = printable(strings.TrimSpace(info)); info != "" {
+			who += " (" + info + ")"
+		}
+		return fmt.Sprintf("port %s on %s is held by %s: one run at a time on a host's ports", port, h.addr, who), nil
+	}
+	return "", fmt.Errorf("%s: take the run's lock in %s: %q, %v", h.r, h.dir, printable(l), err)
 }
 
 // Tag returns the run's tag on the hosts.
@@ -271,7 +355,7 @@ func (f *Fleet) Install(ctx context.Context, self, cmd string, token []byte) err
 func (f *Fleet) startDelayer(ctx context.Context, h *fleetHost) error {
 	sum := sha256.Sum256([]byte(f.tag + h.node))
 	queue := 1000 + (int(sum[0])<<8|int(sum[1]))%64000 // spread, so runs rarely share one
-	s, err := h.r.start(fmt.Sprintf("exec %s host-delayer --table %s --queue %d --addr %s 2>&1",
+	s, err := h.r.start(ctx, fmt.Sprintf("exec %s host-delayer --table %s --queue %d --addr %s 2>&1",
 		q(f.Paths(h.node).Self), q(h.table(f.tag)+"_delay"), queue, h.addr))
 	if err != nil {
 		return fmt.Errorf("start the delayer: %w", err)
@@ -335,7 +419,7 @@ func (f *Fleet) Start(ctx context.Context, node string, args []string) (*Proc, e
 	// The wrapper records the exit status. It ignores the signals that
 	// stop a node (sent to the whole group), so that it lives to write it;
 	// the node, started in a subshell that restores them, does not.
-	wrapper := "trap '' TERM INT HUP; (trap - TERM INT HUP; exec " + shellquote.Join(args...) + ") & wait $!; echo $? > exit"
+	wrapper := "trap '' TERM INT HUP; (trap - TERM INT HUP; exec " + qJoin(args...) + ") & wait $!; echo $? > exit"
 	// The run's directory is the wrapper's $0: its command line names it,
 	// whatever the node's does, for the sweep of a dead run.
 	cmd := fmt.Sprintf("cd %s && rm -f exit && { setsid sh -c %s %s >>log 2>&1 </dev/null & echo $!; }",
@@ -353,19 +437,33 @@ func (f *Fleet) Start(ctx context.Context, node string, args []string) (*Proc, e
 	return p, nil
 }
 
+// watchScript waits until process $1 has exited and prints the exit
+// status its wrapper wrote in file $3 (nothing when a signal killed it).
+// It also ends, printing "lifeline gone", once process $2, the run's
+// lifeline on the host, has: a harness that died leaves no loop behind.
+// Until /proc has no such process or shows it a zombie: an init that is
+// slow to reap (some container inits take seconds) must not delay the
+// news. Shell built-ins only, but for the sleep.
+const watchScript = `while read -r l 2>/dev/null </proc/$1/stat; do
+  s=${l##*) }; [ "${s%% *}" = Z ] && break
+  read -r m 2>/dev/null </proc/$2/stat || m=
+  case $m in *"(cat) "[!Z]*) ;; *) echo "lifeline gone"; exit 0 ;; esac
+  sleep 0.05
+done
+cat "$3" 2>/dev/null || true
+`
+
 // watch waits on the host until the process has exited, and reads the
 // exit status its wrapper wrote (none when a signal killed it).
 func (p *Proc) watch(tag string) {
 	defer close(p.done)
-	// Until /proc has no such process or shows it a zombie: an init that
-	// is slow to reap (some container inits take seconds) must not delay
-	// the news. Shell built-ins only, but for the sleep.
-	cmd := fmt.Sprintf(`while read -r l 2>/dev/null </proc/%d/stat; do s=${l##*) }; [ "${s%%%% *}" = Z ] && break; sleep 0.05; done; cat %s 2>/dev/null || true`,
-		p.pgid, q(path.Join(p.h.runDir(tag), "exit")))
-	out, err := p.h.r.run(context.Background(), cmd, nil)
+	cmd := "sh -c " + q(watchScript) + " sh " + qJoin(strconv.Itoa(p.pgid), strconv.Itoa(p.h.lifePID), path.Join(p.h.runDir(tag), "exit"))
+	out, err := p.h.r.runUntil(context.Background(), cmd)
 	switch status := strings.TrimSpace(string(out)); {
 	case err != nil:
 		p.err = fmt.Errorf("lost sight of it: %w", err)
+	case status == "lifeline gone":
+		p.err = errors.New("lost sight of it: the run's lock on its host was released")
 	case status == "":
 		p.err = errors.New("killed by a signal")
 	case status != "0":

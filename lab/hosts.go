@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/ec-counter/ec-counter/internal/boundedfile"
 )
 
 // HostsFile is a hosts file (README "Nodes on SSH hosts"): the machines
@@ -46,26 +51,56 @@ const (
 	DefaultHTTPPort   = 8080
 	DefaultGossipPort = 7946
 	DefaultHostDir    = "/var/tmp/ec-counter"
+	// MaxHostsFile bounds what is read of a hosts file.
+	MaxHostsFile = 4 << 20
 )
 
 // safeWord matches what may go into a remote shell command unquoted.
 var safeWord = regexp.MustCompile(`^[A-Za-z0-9_./@:+-]+$`)
 
+// hostName matches a DNS name (an IP address is checked apart).
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`)
+
+// printable returns s with every control or non-printable character
+// escaped as Go does (\x1b, \n, \u200b...), so that text from a file or
+// a host never reaches the terminal raw.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) || r == ' ' {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}
+
+// hasControl reports whether s holds a control or non-printable character.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0
+}
+
 // ParseHosts reads a hosts file. Relative key, known_hosts paths are taken
 // from dir (the file's directory), and "~/" from the user's home; a
 // relative remote dir is taken from the SSH user's home on the host.
-// Unknown keys, missing addresses, and two nodes on one address and port
-// are errors.
+// Unknown keys, missing addresses, two nodes on one address and port, and
+// control characters in any string are errors; a remote dir is cleaned
+// (path.Clean).
 func ParseHosts(data []byte, dir string) (*HostsFile, error) {
 	var hf HostsFile
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&hf)
 	if err != nil {
-		return nil, err
+		return nil, errors.New(printable(err.Error()))
 	}
 	if un := md.Undecoded(); len(un) > 0 {
 		keys := make([]string, len(un))
 		for i, k := range un {
-			keys[i] = k.String()
+			keys[i] = printable(k.String())
 		}
 		return nil, fmt.Errorf("unknown keys %s (known: upload_node_cmd, and per [[host]]: address port user key known_hosts insecure_ignore_host_key node_addr http_port gossip_port dir nft)", strings.Join(keys, ", "))
 	}
@@ -91,7 +126,17 @@ func ParseHosts(data []byte, dir string) (*HostsFile, error) {
 		if h.Address == "" {
 			return nil, fmt.Errorf("%s: address is missing", where)
 		}
-		where = fmt.Sprintf("host %d (%s)", i+1, h.Address)
+		if _, err := netip.ParseAddr(h.Address); err != nil && !hostName.MatchString(h.Address) {
+			return nil, fmt.Errorf("%s: address %q is neither a host name nor an IP address", where, h.Address)
+		}
+		where = fmt.Sprintf("host %d (%s)", i+1, printable(h.Address))
+		for _, f := range []struct{ name, v string }{
+			{"user", h.User}, {"key", h.Key}, {"known_hosts", h.KnownHosts}, {"node_addr", h.NodeAddr}, {"dir", h.Dir}, {"nft", h.Nft},
+		} {
+			if hasControl(f.v) {
+				return nil, fmt.Errorf("%s: %s %q holds a control character", where, f.name, f.v)
+			}
+		}
 		if h.Port == 0 {
 			h.Port = DefaultSSHPort
 		}
@@ -133,6 +178,7 @@ func ParseHosts(data []byte, dir string) (*HostsFile, error) {
 		if h.Dir == "" {
 			h.Dir = DefaultHostDir
 		}
+		h.Dir = path.Clean(h.Dir)
 		if h.Nft == "" {
 			h.Nft = "nft"
 		}
@@ -152,21 +198,53 @@ func ParseHosts(data []byte, dir string) (*HostsFile, error) {
 	return &hf, nil
 }
 
-// ReadHosts reads and parses the hosts file at path.
-func ReadHosts(path string) (*HostsFile, error) {
-	data, err := os.ReadFile(path)
+// ReadHosts reads and parses the hosts file at path, within MaxHostsFile
+// bytes whatever the file is (a device, a FIFO, a huge file). A key or
+// known_hosts file that exists but is not a regular file, or is larger
+// than MaxKeyFile or MaxKnownHostsFile, is an error too (a missing one is
+// the preflight's to report).
+func ReadHosts(file string) (*HostsFile, error) {
+	data, err := boundedfile.ReadFile(file, MaxHostsFile)
 	if err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(path)
+	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, err
 	}
 	hf, err := ParseHosts(data, filepath.Dir(abs))
+	if err == nil {
+		err = hf.checkLocalFiles()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return hf, nil
+}
+
+// checkLocalFiles refuses a key or known_hosts file that is not a regular
+// file or is too large to be one.
+func (hf *HostsFile) checkLocalFiles() error {
+	for i, h := range hf.Hosts {
+		for _, f := range []struct {
+			name, path string
+			limit      int64
+		}{{"key", h.Key, MaxKeyFile}, {"known_hosts", h.KnownHosts, MaxKnownHostsFile}} {
+			if f.path == "" {
+				continue
+			}
+			st, err := os.Stat(f.path)
+			switch {
+			case err != nil:
+				continue
+			case !st.Mode().IsRegular():
+				return fmt.Errorf("host %d (%s): %s %s is not a regular file", i+1, h.Address, f.name, f.path)
+			case st.Size() > f.limit:
+				return fmt.Errorf("host %d (%s): %s %s is larger than %d MiB: refused", i+1, h.Address, f.name, f.path, f.limit>>20)
+			}
+		}
+	}
+	return nil
 }
 
 // SharedAddrs returns a node address that two entries share, if any:

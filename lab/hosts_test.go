@@ -225,7 +225,7 @@ func TestKnownAlgorithms(t *testing.T) {
 		{"db:22", nil},
 		{"10.0.0.2:22", nil},
 	} {
-		if got := knownAlgorithms(file, c.addr); !slices.Equal(got, c.want) {
+		if got := knownAlgorithms([]byte(lines), c.addr); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.addr, got, c.want)
 		}
 	}

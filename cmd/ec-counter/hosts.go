@@ -39,30 +39,43 @@ func doctorHosts(c *cli.Context) error {
 	}
 	reps := lab.CheckHosts(c.Context, hf, lab.FleetOptions{Nft: true, Arch: true, Delay: true})
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tSSH\tROOT\tNFTABLES\tNFQUEUE\tCLOCK\tDISK FREE\tSYSTEM\tVERDICT")
+	fmt.Fprintln(tw, "HOST\tSSH\tROOT\tNFTABLES\tNFQUEUE\tCLOCK\tDISK FREE\tSYSTEM\tPORTS\tVERDICT")
 	failed := 0
+	var notes []string
 	for _, r := range reps {
 		verdict := "ok"
 		if p := r.Problems(); len(p) > 0 {
 			verdict = "FAIL: " + strings.Join(p, "; ")
 			failed++
 		}
-		if r.SSH != nil {
-			fmt.Fprintf(tw, "%s\tNO\t-\t-\t-\t-\t-\t-\t%s\n", r.Address, verdict)
+		switch {
+		case r.SSH != nil:
+			fmt.Fprintf(tw, "%s\tNO\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.Address, verdict)
 			continue
-		}
-		root := r.Root
-		if root == "" {
-			root = "NO"
+		case !r.Checked(): // no root, or the checks failed: nothing more is known
+			fmt.Fprintf(tw, "%s\tyes\t%s\t-\t-\t-\t-\t-\t-\t%s\n", r.Address, orDash(r.Root), verdict)
+			continue
 		}
 		queue := "no (delay needs it)"
 		if r.NFQueue {
 			queue = "yes"
 		}
-		fmt.Fprintf(tw, "%s\tyes\t%s\t%s\t%s\t%+.3fs\t%d MiB\t%s\t%s\n", r.Address, root, orDash(r.Nft), queue,
-			r.Skew.Round(time.Millisecond).Seconds(), r.Free>>20, orDash(r.Arch), verdict)
+		ports := "free"
+		if u := r.Ports; u != nil && len(u.Held)+len(u.Listeners) > 0 {
+			ports = "IN USE"
+		} else if u != nil && len(u.DeadRuns) > 0 {
+			ports = "a dead run's"
+			for _, d := range u.DeadRuns {
+				notes = append(notes, fmt.Sprintf("%s: a dead run's node listens (the next run, or ec-counter cleanup --hosts, removes it): %s", r.Address, d))
+			}
+		}
+		fmt.Fprintf(tw, "%s\tyes\t%s\t%s\t%s\t%+.3fs\t%d MiB\t%s\t%s\t%s\n", r.Address, r.Root, orDash(r.Nft), queue,
+			r.Skew.Round(time.Millisecond).Seconds(), r.Free>>20, orDash(r.Arch), ports, verdict)
 	}
 	tw.Flush()
+	for _, n := range notes {
+		fmt.Println(n)
+	}
 	if failed > 0 {
 		fmt.Printf("\n%d of %d hosts cannot take a run: 'ec-counter test --hosts' stops with 254 before any node starts\n", failed, len(reps))
 		return cli.Exit("", exitInvalid)
@@ -85,7 +98,8 @@ func cleanupCommand() *cli.Command {
 		Description: "A run on SSH hosts (test --hosts) removes what it put there when it ends; a harness that was killed\n" +
 			"cannot. Every run does this sweep when it starts; cleanup does it on demand. A run is dead when no\n" +
 			"harness holds its lock on the host; a live run is never touched, nor anything not tagged by a run.\n" +
-			"Exit code: 0 done, 1 a host could not be swept, 254 bad usage.",
+			"Exit code: 0 done, 1 a host could not be swept or something a dead run left could not be removed\n" +
+			"(each named), 254 bad usage.",
 		Flags: []cli.Flag{hostsFlag("the hosts `FILE` (README \"Nodes on SSH hosts\")")},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 || c.String("hosts") == "" {
@@ -97,16 +111,19 @@ func cleanupCommand() *cli.Command {
 			}
 			failed := false
 			for _, r := range lab.Cleanup(c.Context, hf) {
+				for _, l := range r.Removed {
+					fmt.Printf("%s: removed %s\n", r.Address, l)
+				}
+				for _, l := range r.Left {
+					failed = true
+					fmt.Printf("%s: NOT REMOVED: %s\n", r.Address, l)
+				}
 				switch {
 				case r.Err != nil:
 					failed = true
 					fmt.Printf("%s: FAILED: %v\n", r.Address, r.Err)
-				case len(r.Removed) == 0:
+				case len(r.Removed)+len(r.Left) == 0:
 					fmt.Printf("%s: nothing left by dead runs\n", r.Address)
-				default:
-					for _, l := range r.Removed {
-						fmt.Printf("%s: removed %s\n", r.Address, l)
-					}
 				}
 			}
 			if failed {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,7 +90,8 @@ func latest(t *testing.T, store string) string {
 }
 
 // hostsLeftovers lists what runs left on the test hosts: run directories
-// and locks in each host's dir (the executable cache aside), and tables.
+// and locks in each host's dir (the executable cache and the port locks
+// aside), and tables.
 func hostsLeftovers(t *testing.T, hostsFile string) []string {
 	t.Helper()
 	var left []string
@@ -96,7 +100,7 @@ func hostsLeftovers(t *testing.T, hostsFile string) []string {
 	for _, h := range hosts {
 		entries, _ := os.ReadDir(filepath.Join(h, "work"))
 		for _, e := range entries {
-			if e.Name() != "bin" {
+			if e.Name() != "bin" && e.Name() != "ports" {
 				left = append(left, filepath.Join(h, "work", e.Name()))
 			}
 		}
@@ -325,5 +329,170 @@ func TestHostsInterruptLeavesNothing(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(run, "nodes", n+".log")); err != nil || len(b) == 0 {
 			t.Errorf("%s's log not brought home after Ctrl-C (%v)", n, err)
 		}
+	}
+}
+
+// waitForOps waits until the latest run in store has recorded an ok op:
+// its cluster is up and its clients are running.
+func waitForOps(t *testing.T, store string, out *bytes.Buffer) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if run, err := filepath.EvalSymlinks(filepath.Join(store, "latest")); err == nil {
+			if b, _ := os.ReadFile(filepath.Join(run, runstore.HistoryFile)); strings.Contains(string(b), `"type":"ok"`) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run never recorded an ok op:\n%s", out.String())
+		}
+	}
+}
+
+// Two runs on the same hosts at once: the second used to find its nodes
+// dead ("address in use") but the first run's answering its health
+// checks, and both runs ended INVALID. The second is refused; the first
+// stays valid. So is a run whose ports another process holds.
+func TestHostsConcurrentRunIsRefused(t *testing.T) {
+	hostsFile, hf := labhosts.Up(t, 3)
+	storeA, storeB := t.TempDir(), t.TempDir()
+	first := exec.Command(buildEcCounter(t), "test", "--hosts", hostsFile, "--store", storeA, "--seed", "1", "--nemesis", "partition,kill")
+	var outA bytes.Buffer
+	first.Stdout, first.Stderr = &outA, &outA
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForOps(t, storeA, &outA)
+	code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", storeB, "--seed", "2", "--nemesis", "partition")
+	if code != exitUsage || !strings.Contains(out, "port 8080 on "+hf.Hosts[0].NodeAddr+" is held by a live run ecc_") || strings.Contains(out, "cluster up") {
+		t.Errorf("a second run on the same hosts: exit %d, want %d, refused before its nodes start\n%s", code, exitUsage, out)
+	}
+	if code, out := ecCounter(t, "doctor", "--hosts", hostsFile); code != exitInvalid || !strings.Contains(out, "IN USE") {
+		t.Errorf("doctor during a run: exit %d, want %d with its ports IN USE\n%s", code, exitInvalid, out)
+	}
+	err := first.Wait()
+	if err != nil || !strings.Contains(outA.String(), "VALID") {
+		t.Errorf("the first run: %v, want valid\n%s", err, outA.String())
+	}
+
+	// A process that is not a run's, on the first host's HTTP port.
+	h1 := hf.Hosts[0]
+	ns := fmt.Sprintf("ecch-%s-1", strings.Split(h1.Address, ".")[2])
+	stranger := exec.Command("ip", "netns", "exec", ns, buildEcCounter(t), "node", "--name", "stranger",
+		"--http", h1.NodeAddr+":8080", "--gossip", h1.NodeAddr+":7946", "--data-dir", t.TempDir())
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stranger.Process.Kill()
+		stranger.Wait()
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + h1.NodeAddr + ":8080/v1/health"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stranger node never answered")
+		}
+	}
+	code, out = ecCounter(t, "test", "--hosts", hostsFile, "--store", storeB, "--nemesis", "kill")
+	want := fmt.Sprintf("tcp port 8080 on %s is in use by another process (pid %d: ", h1.NodeAddr, stranger.Process.Pid)
+	if code != exitUsage || !strings.Contains(out, want) || strings.Contains(out, "cluster up") {
+		t.Errorf("a run whose port another process holds: exit %d, want %d saying %q\n%s", code, exitUsage, want, out)
+	}
+	if left := hostsLeftovers(t, hostsFile); len(left) > 0 {
+		t.Errorf("refused runs left on the hosts: %v", left)
+	}
+}
+
+// A node that answers its health check must prove it is this run's: a
+// node given another admin token (a decoy, as another run's node would
+// be) is refused, not tested.
+func TestHostsNodeMustProveItIsTheRuns(t *testing.T) {
+	hostsFile, _ := labhosts.Up(t, 3)
+	decoy := `sh -c 'echo decoy >"$1.decoy"; exec "$0" node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file "$1.decoy"' {self} {admin_token_file}`
+	code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", t.TempDir(), "--nemesis", "kill", "--requests", "20", "--node-cmd", decoy)
+	if code != exitCrashed || !strings.Contains(out, "refuses this run's admin token (HTTP 401): it is another process, not this run's node") {
+		t.Errorf("decoy nodes: exit %d, want %d saying they are not the run's\n%s", code, exitCrashed, out)
+	}
+}
+
+// Every word of --node-cmd reaches the node as it is on SSH hosts too: a
+// word starting with # used to turn the rest of the wrapper into a
+// comment, and the nodes were reported killed by a signal.
+func TestHostsNodeCmdWordsAreQuoted(t *testing.T) {
+	hostsFile, _ := labhosts.Up(t, 3)
+	cmd := `sh -c 'test "$1" = "#not a comment" && test "$2" = "it'"'"'s \$HOME \` + "`id\\`" + `" && shift 2 && exec "$0" "$@"' {self} '#not a comment' "it's \$HOME ` + "`id`" + `" node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}`
+	code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", t.TempDir(), "--nemesis", "partition,kill", "--requests", "20", "--node-cmd", cmd)
+	if code != 0 {
+		t.Errorf("--node-cmd with #, quotes, $ and backquotes in its words: exit %d, want 0\n%s", code, out)
+	}
+}
+
+// cleanup --hosts with dir = "/" used to say it removed a dead run's
+// files while its nodes ran on (it looked for "//ecc_..."). The test
+// hosts share this machine's file system: the run's files go to / and
+// are removed by the test.
+func TestHostsCleanupAtRootKillsTheNodes(t *testing.T) {
+	hostsFile, _ := labhosts.Up(t, 3)
+	base, err := os.ReadFile(hostsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(filepath.Dir(hostsFile), "root.toml")
+	lines := strings.Split(string(base), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "dir = ") {
+			lines[i] = `dir = "/"`
+		}
+	}
+	if err := os.WriteFile(root, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, portsErr := os.Stat("/ports")
+	before, _ := filepath.Glob("/ecc_*")
+	t.Cleanup(func() {
+		after, _ := filepath.Glob("/ecc_*")
+		for _, p := range after {
+			if !slices.Contains(before, p) {
+				os.RemoveAll(p)
+			}
+		}
+		if os.IsNotExist(portsErr) {
+			os.RemoveAll("/ports")
+		}
+	})
+	// The node command names this binary where it is: the hosts share
+	// this machine's files, and nothing is uploaded to /bin.
+	nodeCmd := buildEcCounter(t) + " node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}"
+	store := t.TempDir()
+	cmd := exec.Command(buildEcCounter(t), "test", "--hosts", root, "--store", store, "--nemesis", "kill", "--requests", "400", "--node-cmd", nodeCmd)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForOps(t, store, &out)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	runs, _ := filepath.Glob("/ecc_*")
+	var tag string
+	for _, p := range runs {
+		if st, err := os.Stat(p); err == nil && st.IsDir() && !slices.Contains(before, p) {
+			tag = filepath.Base(p)
+		}
+	}
+	if tag == "" {
+		t.Fatalf("no run directory in /: %v\n%s", runs, out.String())
+	}
+	code, cleanup := ecCounter(t, "cleanup", "--hosts", root)
+	if code != 0 || !strings.Contains(cleanup, "removed process") || !strings.Contains(cleanup, "removed files /"+tag) {
+		t.Errorf("cleanup: exit %d, want 0, having removed the dead run's processes and files\n%s", code, cleanup)
+	}
+	if ps, err := exec.Command("pgrep", "-af", "/"+tag+"/").Output(); err == nil {
+		t.Errorf("the dead run's processes outlived cleanup:\n%s", ps)
+	}
+	if _, err := os.Stat("/" + tag); !os.IsNotExist(err) {
+		t.Errorf("/%s left (%v)", tag, err)
 	}
 }
