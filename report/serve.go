@@ -195,7 +195,13 @@ func (s *server) file(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer root.Close()
-	if _, err := root.Stat(rel); err != nil {
+	st, err := root.Stat(rel)
+	if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		// Opening a FIFO would wait for a writer for ever.
+		http.Error(w, fmt.Sprintf("forbidden: %s is %s, not a regular file", rel, fileKind(st.Mode())), http.StatusForbidden)
+		return
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && path.Base(rel) == runstore.ReportFile:
 			// A report not generated yet: see below.

@@ -319,3 +319,25 @@ func TestHandlerReportOfAStuckRunBlocksNoOther(t *testing.T) {
 		t.Error("the stuck run's report never came")
 	}
 }
+
+// A FIFO in a run directory is not served (opening it would wait for a
+// writer for ever), and it answers at once.
+func TestHandlerRefusesAFIFO(t *testing.T) {
+	root, dirs := testStore(t)
+	fifo := filepath.Join(dirs["valid"], "nodes", "n9.log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(root))
+	defer srv.Close()
+	c := &http.Client{Timeout: 3 * time.Second}
+	rel, _ := filepath.Rel(root, fifo)
+	resp, err := c.Get(srv.URL + "/runs/" + filepath.ToSlash(rel))
+	if err != nil {
+		t.Fatalf("GET a FIFO: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET a FIFO: %d, want 403", resp.StatusCode)
+	}
+}
