@@ -1,10 +1,7 @@
 package harness
 
 import (
-	"bytes"
-	"encoding/xml"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
@@ -189,45 +185,6 @@ func TestCampaignShards(t *testing.T) {
 	} {
 		if err := o.validate(); err == nil {
 			t.Errorf("%+v accepted", o)
-		}
-	}
-}
-
-// TestMergeJUnit keeps every suite of every document in order, accepts a
-// bare <testsuite>, and names the document that is not JUnit.
-func TestMergeJUnit(t *testing.T) {
-	var a, b bytes.Buffer
-	run := func(seed uint64, v checker.Validity) CampaignRun {
-		return CampaignRun{Seed: seed, Outcome: &Outcome{Result: checker.Result{Valid: v}}}
-	}
-	if err := WriteJUnit(&a, "x", []CampaignRun{run(1, checker.Valid)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteJUnit(&b, "x", []CampaignRun{run(2, checker.Invalid), run(3, checker.Valid)}); err != nil {
-		t.Fatal(err)
-	}
-	bare := `<testsuite name="other" tests="1"><testcase name="t"/></testsuite>`
-	var out bytes.Buffer
-	err := MergeJUnit(&out, []JUnitDoc{{"a", a.Bytes()}, {"b", b.Bytes()}, {"bare", []byte(bare)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d junitSuites
-	if err := xml.Unmarshal(out.Bytes(), &d); err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range d.Suites {
-		for _, c := range s.Cases {
-			names = append(names, c.Name)
-		}
-	}
-	if want := []string{"seed 1", "seed 2", "seed 3", "t"}; !slices.Equal(names, want) || d.Suites[1].Failures != 1 {
-		t.Errorf("merged %q (failures %d), want %q", names, d.Suites[1].Failures, want)
-	}
-	for _, junk := range []string{"hello", "<html/>", ""} {
-		if err := MergeJUnit(io.Discard, []JUnitDoc{{"junk.xml", []byte(junk)}}); err == nil || !strings.Contains(err.Error(), "junk.xml") {
-			t.Errorf("MergeJUnit(%q) = %v, want an error naming junk.xml", junk, err)
 		}
 	}
 }
