@@ -61,8 +61,8 @@ func (r *errRecorder) Write(p []byte) (int, error) {
 
 // writeOut runs write on path, or on standard output when path is "",
 // and maps its error to an exit code. A regular (or new) file is replaced
-// only once write succeeded; anything else (/dev/stdout, a FIFO) is
-// written in place.
+// only once write succeeded; anything else (a symlink such as /dev/stdout,
+// a device, a FIFO) is written in place, never replaced.
 func writeOut(path string, write func(io.Writer) error) error {
 	recorded := func(w io.Writer) error {
 		r := &errRecorder{w: w}
@@ -73,7 +73,7 @@ func writeOut(path string, write func(io.Writer) error) error {
 		return err
 	}
 	var err error
-	switch st, serr := os.Stat(path); {
+	switch st, serr := os.Lstat(path); {
 	case path == "":
 		bw := bufio.NewWriterSize(os.Stdout, 64<<10)
 		err = recorded(bw)
@@ -82,7 +82,7 @@ func writeOut(path string, write func(io.Writer) error) error {
 		}
 	case serr == nil && !st.Mode().IsRegular():
 		var f *os.File
-		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0); err != nil {
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
 			return harnessFailure(fmt.Errorf("--out: %w", err))
 		}
 		err = recorded(f)
