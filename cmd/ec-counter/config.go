@@ -23,6 +23,10 @@ func applyConfigFile(c *cli.Context) error {
 		return nil
 	}
 	data, err := boundedfile.ReadFile(path, maxConfigFile)
+	if err == nil && len(data) == 0 {
+		// Most likely not what was meant: a FIFO nobody writes to, say.
+		err = fmt.Errorf("%s is empty", path)
+	}
 	if err != nil {
 		return usageError(fmt.Errorf("--config: %w: not a config file", err))
 	}
