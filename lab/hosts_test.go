@@ -7,7 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"net/netip"
-	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -98,16 +98,21 @@ func TestParseHostsErrors(t *testing.T) {
 func FuzzParseHosts(f *testing.F) {
 	f.Add([]byte("[[host]]\naddress = \"10.0.0.1\"\nuser = \"root\"\nkey = \"k\"\n"))
 	f.Add([]byte("upload_node_cmd = true\n[[host]]\naddress = \"h\"\nnode_addr = \"10.1.2.3\"\nuser = \"u\"\nkey = \"~/k\"\nport = 22\n"))
+	f.Add([]byte("[[host]]\naddress = \"10.0.0.1\\u001b\"\nuser = \"root\"\nkey = \"k\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		hf, err := ParseHosts(data, "/base")
 		if err != nil {
+			if hasControl(err.Error()) {
+				t.Fatalf("an error prints a control character raw: %q", err.Error())
+			}
 			return
 		}
 		seen := map[string]bool{}
 		for _, h := range hf.Hosts {
 			a, err := netip.ParseAddr(h.NodeAddr)
 			if err != nil || !a.Is4() || h.Port < 1 || h.Port > 65535 || h.HTTPPort == h.GossipPort ||
-				!safeWord.MatchString(h.Dir) || !safeWord.MatchString(h.Nft) || !safeWord.MatchString(h.User) || !filepath.IsAbs(h.Key) {
+				!safeWord.MatchString(h.Dir) || !safeWord.MatchString(h.Nft) || !safeWord.MatchString(h.User) || !filepath.IsAbs(h.Key) ||
+				hasControl(h.Address) || hasControl(h.Key) || hasControl(h.KnownHosts) || h.Dir != path.Clean(h.Dir) {
 				t.Fatalf("accepted a bad host %+v", h)
 			}
 			for _, p := range []int{h.HTTPPort, h.GossipPort} {
@@ -208,14 +213,10 @@ func TestKnownAlgorithms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "known_hosts")
 	lines := knownhosts.Line([]string{"10.0.0.1"}, pub()) + "\n" +
 		knownhosts.Line([]string{knownhosts.HashHostname(knownhosts.Normalize("db:2222"))}, rsaPub) + "\n" +
 		"garbage line\n" +
 		knownhosts.Line([]string{"10.0.0.9"}, rsaPub) + "\n"
-	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		addr string
 		want []string

@@ -352,18 +352,25 @@ func CheckHosts(ctx context.Context, hf *HostsFile, opts FleetOptions) []HostRep
 
 // killNaming defines the shell function killnaming, which SIGKILLs every
 // process whose command line contains its argument, and the process group
-// of each, printing a line per process. Scripts that use it are read from
+// of each, printing a line per process (every command line is read before
+// any kill, so that each is shown whole). Scripts that use it are read from
 // standard input (sh -s), so that their own command lines never name what
 // they kill.
 const killNaming = `killnaming() {
+  list=
   for f in $(grep -laF "$1" /proc/[0-9]*/cmdline 2>/dev/null); do
     p=${f%/cmdline}; pid=${p#/proc/}
     [ "$pid" = $$ ] && continue
     cmd=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+    [ -n "$cmd" ] || continue
     pg=$(sed 's/.*) //' "$p/stat" 2>/dev/null | cut -d' ' -f3)
-    [ -n "$pg" ] && [ "$pg" -gt 1 ] && kill -s KILL -- "-$pg" 2>/dev/null
-    kill -s KILL "$pid" 2>/dev/null
+    list="$list $pid:${pg:-0}"
     echo "process $pid: $cmd"
+  done
+  for e in $list; do
+    pid=${e%%:*} pg=${e#*:}
+    [ "$pg" -gt 1 ] && kill -s KILL -- "-$pg" 2>/dev/null
+    kill -s KILL "$pid" 2>/dev/null
   done
 }
 `

@@ -121,6 +121,20 @@ func hostsLeftovers(t *testing.T, hostsFile string) []string {
 	return left
 }
 
+// watchers lists the command lines of the node watchers of runs on the
+// test hosts of dir (this machine's processes: the hosts share them).
+func watchers(dir string) []string {
+	var found []string
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if s := string(b); err == nil && strings.Contains(s, "sleep 0.05") && strings.Contains(s, dir) {
+			found = append(found, strings.ReplaceAll(s, "\x00", " "))
+		}
+	}
+	return found
+}
+
 func TestHostsChaosIsValid(t *testing.T) {
 	hostsFile, _ := labhosts.Up(t, 3)
 	store := t.TempDir()
@@ -225,6 +239,17 @@ func TestHostsKilledHarnessIsSweptByTheNextRun(t *testing.T) {
 	cmd, _ := startMidFaults(t, hostsFile, store)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
+	// The nodes' watchers end with the harness's SSH connection: no loop
+	// left forking sleep until the next run.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		w := watchers(filepath.Dir(hostsFile))
+		if len(w) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes' watchers outlived the harness by 5s: %q", w)
+		}
+	}
 	// The delayer ends with the harness's SSH connection, and takes its
 	// table with it; the rest stays for the next run's sweep.
 	var left []string
@@ -422,7 +447,7 @@ func TestHostsNodeMustProveItIsTheRuns(t *testing.T) {
 // comment, and the nodes were reported killed by a signal.
 func TestHostsNodeCmdWordsAreQuoted(t *testing.T) {
 	hostsFile, _ := labhosts.Up(t, 3)
-	cmd := `sh -c 'test "$1" = "#not a comment" && test "$2" = "it'"'"'s \$HOME \` + "`id\\`" + `" && shift 2 && exec "$0" "$@"' {self} '#not a comment' "it's \$HOME ` + "`id`" + `" node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}`
+	cmd := `sh -c 'test "$1" = "#x" && test "$2" = "#not a comment" && test "$3" = "it'"'"'s \$HOME \` + "`id\\`" + `" && shift 3 && exec "$0" "$@"' {self} '#x' '#not a comment' "it's \$HOME ` + "`id`" + `" node --name {name} --http {http} --gossip {gossip} --peers {peers} --data-dir {data_dir} --admin-token-file {admin_token_file}`
 	code, out := ecCounter(t, "test", "--hosts", hostsFile, "--store", t.TempDir(), "--nemesis", "partition,kill", "--requests", "20", "--node-cmd", cmd)
 	if code != 0 {
 		t.Errorf("--node-cmd with #, quotes, $ and backquotes in its words: exit %d, want 0\n%s", code, out)
