@@ -1,6 +1,6 @@
 // Package workload is what a run's clients send: each client's requests,
 // in order, planned from the run's seed (Plan) or read from a JSON Lines
-// file (Parse), one request a line (README "Scripted workloads"):
+// file (Parse, ParseFile), one request a line (README "Scripted workloads"):
 //
 //	{"client": 0, "f": "set", "value": 57}
 //	{"client": 1, "f": "get", "at": "1.5s"}
@@ -11,10 +11,6 @@ package workload
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -42,7 +38,7 @@ const (
 	MaxClients  = 10_000
 	MaxRequests = 10_000_000 // over all clients
 	MaxAt       = 24 * time.Hour
-	maxLine     = 4096
+	maxLine     = 4096 // bytes of a line
 )
 
 // Clients returns how many clients the workload needs: one more than the
@@ -85,14 +81,6 @@ func (w Workload) Duration() time.Duration {
 		}
 	}
 	return d
-}
-
-// line is a request as a line of the file.
-type line struct {
-	Client *int            `json:"client"`
-	F      string          `json:"f"`
-	Value  json.RawMessage `json:"value,omitempty"`
-	At     string          `json:"at,omitempty"`
 }
 
 // Encode writes the workload as JSON Lines, in order.
@@ -146,100 +134,4 @@ func (r Request) appendLine(b []byte) []byte {
 		b = strconv.AppendQuote(b, r.At.String())
 	}
 	return append(b, "}\n"...)
-}
-
-// Parse reads a workload file: one request a line, blank lines skipped.
-// Every error names its line: an unknown field, a client that is not an
-// integer in [0, MaxClients), an f other than get or set, a set without an
-// integer value or a get with one, a value outside int64, an "at" that is
-// not a Go duration in [0, 24h] or that goes back in time within its
-// client, a set value used twice (the checkers need unique values), more
-// than MaxRequests requests, or none at all.
-func Parse(r io.Reader) (Workload, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var w Workload
-	seen := make(map[int64]int) // set value -> its line
-	lastAt := make(map[int]time.Duration)
-	for n := 1; ; n++ {
-		text, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull || len(text) > maxLine {
-			return nil, fmt.Errorf("workload line %d is longer than %d bytes: not a workload (one request a line)", n, maxLine)
-		}
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read workload line %d: %w", n, err)
-		}
-		if t := bytes.TrimSpace(text); len(t) > 0 {
-			req, perr := parseLine(t)
-			if perr != nil {
-				return nil, fmt.Errorf("workload line %d: %w", n, perr)
-			}
-			if req.F == histories.FSet {
-				if prev, dup := seen[req.Value]; dup {
-					return nil, fmt.Errorf("workload line %d: set value %d was already used on line %d: set values must be unique within a run", n, req.Value, prev)
-				}
-				seen[req.Value] = n
-			}
-			if req.HasAt {
-				if prev, ok := lastAt[req.Client]; ok && req.At < prev {
-					return nil, fmt.Errorf("workload line %d: client %d's \"at\" %s is before its previous request's %s: a client sends its requests in order", n, req.Client, req.At, prev)
-				}
-				lastAt[req.Client] = req.At
-			}
-			if len(w) == MaxRequests {
-				return nil, fmt.Errorf("workload line %d: more than %d requests", n, MaxRequests)
-			}
-			w = append(w, req)
-		}
-		if err == io.EOF {
-			break
-		}
-	}
-	if len(w) == 0 {
-		return nil, errors.New("the workload holds no request")
-	}
-	return w, nil
-}
-
-func parseLine(text []byte) (Request, error) {
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.DisallowUnknownFields()
-	var l line
-	if err := dec.Decode(&l); err != nil {
-		return Request{}, fmt.Errorf("not a request (%v)", err)
-	}
-	if dec.More() {
-		return Request{}, errors.New("more than one JSON value on the line")
-	}
-	if l.Client == nil {
-		return Request{}, errors.New(`no "client"`)
-	}
-	if *l.Client < 0 || *l.Client >= MaxClients {
-		return Request{}, fmt.Errorf("client %d is outside 0 to %d", *l.Client, MaxClients-1)
-	}
-	req := Request{Client: *l.Client, F: l.F}
-	switch l.F {
-	case histories.FSet:
-		if len(l.Value) == 0 || string(l.Value) == "null" {
-			return Request{}, errors.New(`a set needs an integer "value"`)
-		}
-		v, err := strconv.ParseInt(string(l.Value), 10, 64)
-		if err != nil {
-			return Request{}, fmt.Errorf("set value %s is not an integer in int64's range", l.Value)
-		}
-		req.Value = v
-	case histories.FGet:
-		if len(l.Value) > 0 && string(l.Value) != "null" {
-			return Request{}, errors.New(`a get takes no "value"`)
-		}
-	default:
-		return Request{}, fmt.Errorf(`"f" must be get or set, got %q`, l.F)
-	}
-	if l.At != "" {
-		d, err := time.ParseDuration(l.At)
-		if err != nil || d < 0 || d > MaxAt {
-			return Request{}, fmt.Errorf(`"at" must be a duration from 0s to %s (e.g. "1.5s"), got %q`, MaxAt, l.At)
-		}
-		req.At, req.HasAt = d, true
-	}
-	return req, nil
 }
