@@ -193,8 +193,8 @@ func TestParseFileCountsFirst(t *testing.T) {
 // TestParseFileLargest parses the largest file accepted, and one request
 // more, within seconds and a bounded heap.
 func TestParseFileLargest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes and parses 340 MB")
+	if testing.Short() || raceEnabled {
+		t.Skip("writes and parses 340 MB, and measures it")
 	}
 	var b bytes.Buffer
 	if err := Plan(1, 100, MaxRequests/100, ValuesBoundaries).Encode(&b); err != nil {
