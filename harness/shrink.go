@@ -20,7 +20,6 @@ import (
 
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/internal/atomicfile"
-	"github.com/ec-counter/ec-counter/internal/boundedfile"
 	"github.com/ec-counter/ec-counter/internal/ddmin"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/runstore"
@@ -248,16 +247,15 @@ func loadCase(ctx context.Context, dir runstore.RunDir, rec *runstore.Record, cf
 	if err != nil {
 		return shrinkCase{}, fmt.Errorf("%s's schedule: %w", dir, err)
 	}
-	var w workload.Workload
-	if f, err := boundedfile.OpenContext(ctx, dir.File(runstore.WorkloadFile), maxWorkloadFile); err == nil {
-		w, err = workload.Parse(f)
-		f.Close()
-		if err != nil {
-			return shrinkCase{}, fmt.Errorf("%s: %w", dir.File(runstore.WorkloadFile), err)
-		}
-	} else if errors.Is(err, fs.ErrNotExist) {
-		w = workload.Plan(cfg.Seed, cfg.Clients, cfg.Requests, cfg.Values) // a run from before workload.jsonl
-	} else {
+	path := dir.File(runstore.WorkloadFile)
+	w, err := workload.ParseFile(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		w, err = workload.Plan(cfg.Seed, cfg.Clients, cfg.Requests, cfg.Values), nil // a run from before workload.jsonl
+	}
+	if err != nil && !strings.Contains(err.Error(), path) {
+		err = fmt.Errorf("%s: %w", path, err) // a line's error
+	}
+	if err != nil {
 		return shrinkCase{}, err
 	}
 	w = slices.Clone(w)
@@ -271,10 +269,6 @@ func loadCase(ctx context.Context, dir runstore.RunDir, rec *runstore.Record, cf
 	}
 	return shrinkCase{steps: steps, work: w, nodes: cfg.Nodes}, nil
 }
-
-// maxWorkloadFile bounds a stored workload.jsonl: MaxTotalRequests lines
-// of about a hundred bytes.
-const maxWorkloadFile = 2 << 30
 
 // shrinkAside makes the directory in which a shrink of dir builds its
 // result, RUN/.shrink-*, under the run's shrink lock (ErrShrinkBusy if

@@ -235,20 +235,11 @@ func readSchedule(path string) (string, error) {
 	return string(b), nil
 }
 
-// maxWorkloadFile bounds a --workload file: MaxTotalRequests lines of
-// about a hundred bytes.
-const maxWorkloadFile = 2 << 30
-
 // readWorkload reads and parses a --workload file; an interrupt stops it.
 func readWorkload(ctx context.Context, path string) (workload.Workload, error) {
-	f, err := boundedfile.OpenContext(ctx, path, maxWorkloadFile)
-	if err != nil {
-		return nil, fmt.Errorf("--workload: %w", err)
-	}
-	defer f.Close()
-	w, err := workload.Parse(f)
+	w, err := workload.ParseFile(ctx, path)
 	if err := cmp.Or(ctx.Err(), err); err != nil {
-		return nil, fmt.Errorf("--workload %s: %w", path, err)
+		return nil, fmt.Errorf("--workload: %w", err)
 	}
 	return w, nil
 }
