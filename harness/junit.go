@@ -146,7 +146,8 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 //
 // An error leaves the merged document unfinished (its root is never
 // closed): discard it. An error writing the merged document says so;
-// every other error names the input and, where it can, its line.
+// every other error names the input ("NAME: not JUnit XML: ...") and,
+// where it can, its line.
 func (m *JUnitMerger) Add(name string, r io.Reader) error {
 	if err := m.start(); err != nil {
 		return err
@@ -160,7 +161,7 @@ func (m *JUnitMerger) Add(name string, r io.Reader) error {
 	// zeros of a device) is refused before the decoder buffers it.
 	if b, _ := br.Peek(1 << 10); len(b) > 0 {
 		if i := bytes.IndexFunc(b, func(r rune) bool { return !strings.ContainsRune(" \t\r\n", r) }); i >= 0 && b[i] != '<' {
-			return fmt.Errorf("%s:%d: text before the root element: not JUnit XML", name, 1+bytes.Count(b[:i], []byte("\n")))
+			return fmt.Errorf("%s: not JUnit XML: line %d: text before the root element", name, 1+bytes.Count(b[:i], []byte("\n")))
 		}
 	}
 	c := junitCopier{m: m, dec: xml.NewDecoder(br), name: name}
@@ -253,7 +254,7 @@ type junitCopier struct {
 
 // errorf returns an error naming the input and the current token's line.
 func (c *junitCopier) errorf(format string, args ...any) error {
-	return fmt.Errorf("%s:%d: %s", c.name, c.line, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s: not JUnit XML: line %d: %s", c.name, c.line, fmt.Sprintf(format, args...))
 }
 
 // copy reads the whole document, writing what belongs to the merged one.
@@ -266,9 +267,9 @@ func (c *junitCopier) copy() error {
 		if err == io.EOF {
 			switch {
 			case len(c.open) > 0:
-				return c.errorf("the file ends with <%s> still open: not JUnit XML (cut short?)", c.open[len(c.open)-1])
+				return c.errorf("the file ends with <%s> still open (cut short?)", c.open[len(c.open)-1])
 			case !c.rootEnd:
-				return fmt.Errorf("%s: no root element: not JUnit XML (want <testsuites> or <testsuite>)", c.name)
+				return fmt.Errorf("%s: not JUnit XML: no root element (want <testsuites> or <testsuite>)", c.name)
 			}
 			return nil
 		}
@@ -310,11 +311,11 @@ func (c *junitCopier) outside(tok xml.Token) error {
 				return err
 			}
 		default:
-			return c.errorf("the root element is <%s>, want <testsuites> or <testsuite>: not JUnit XML", qname(t.Name))
+			return c.errorf("the root element is <%s>, want <testsuites> or <testsuite>", qname(t.Name))
 		}
 		c.open = append(c.open, qname(t.Name))
 	case xml.EndElement:
-		return c.errorf("</%s> closes no element: not JUnit XML", qname(t.Name))
+		return c.errorf("</%s> closes no element", qname(t.Name))
 	case xml.CharData:
 		if text := bytes.TrimLeft(t, " \t\r\n"); len(text) > 0 {
 			c.line += bytes.Count(t[:len(t)-len(text)], []byte("\n"))
@@ -354,7 +355,7 @@ func (c *junitCopier) inside(tok xml.Token) error {
 	case xml.EndElement:
 		top := c.open[len(c.open)-1]
 		if qname(t.Name) != top {
-			return c.errorf("<%s> closed by </%s>: not JUnit XML", top, qname(t.Name))
+			return c.errorf("<%s> closed by </%s>", top, qname(t.Name))
 		}
 		c.open = c.open[:len(c.open)-1]
 		if len(c.open) == 0 {
@@ -368,18 +369,18 @@ func (c *junitCopier) inside(tok xml.Token) error {
 		if len(c.open) == 1 && c.suites {
 			if text := bytes.TrimLeft(t, " \t\r\n"); len(text) > 0 {
 				c.line += bytes.Count(t[:len(t)-len(text)], []byte("\n"))
-				return c.errorf("text directly inside <testsuites>: not JUnit XML")
+				return c.errorf("text directly inside <testsuites>")
 			}
 			return nil // indentation between suites: the merger writes its own
 		}
 		return c.emit(t)
 	case xml.ProcInst:
 		if t.Target == "xml" {
-			return c.errorf("an XML declaration <?xml ...?> inside the root element: not JUnit XML")
+			return c.errorf("an XML declaration <?xml ...?> inside the root element")
 		}
 		return c.emit(t)
 	case xml.Directive:
-		return c.errorf("<!%.20s...> inside the root element: not JUnit XML", t)
+		return c.errorf("<!%.20s...> inside the root element", t)
 	default: // xml.Comment
 		return c.emit(tok)
 	}
@@ -392,7 +393,7 @@ func (c *junitCopier) emit(tok xml.Token) error {
 		if c.m.out.err != nil {
 			return err
 		}
-		return c.errorf("not JUnit XML: %v", err)
+		return c.errorf("%v", err)
 	}
 	return nil
 }
