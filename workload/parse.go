@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -27,9 +28,24 @@ const MaxFileSize = 2 << 30
 // a symlink, a huge file), and stops soon after ctx ends, with ctx's
 // error. A regular file is counted first, so that one of more than
 // MaxRequests requests is refused at once, and the workload is allocated
-// to its size. Errors reading the file name it; the others name the line,
-// as Parse's do.
+// to its size. Every error names the file; Parse's name their line too.
 func ParseFile(ctx context.Context, path string) (Workload, error) {
+	w, err := parseFile(ctx, path)
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, cerr
+	}
+	var (
+		re *readError
+		pe *fs.PathError
+		tl *boundedfile.TooLargeError
+	)
+	if err != nil && !errors.As(err, &re) && !errors.As(err, &pe) && !errors.As(err, &tl) {
+		err = fmt.Errorf("%s: %w", path, err) // the others name it already
+	}
+	return w, err
+}
+
+func parseFile(ctx context.Context, path string) (Workload, error) {
 	size := 0
 	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
 		if st.Size() > MaxFileSize {
@@ -46,12 +62,18 @@ func ParseFile(ctx context.Context, path string) (Workload, error) {
 		return nil, err
 	}
 	defer f.Close()
-	w, err := parse(ctx, f, size)
-	if cerr := ctx.Err(); cerr != nil {
-		return nil, cerr
-	}
-	return w, err
+	return parse(ctx, f, size)
 }
+
+// readError is a failure to read a line of the file; the reader's error
+// names the file.
+type readError struct {
+	line int
+	err  error
+}
+
+func (e *readError) Error() string { return fmt.Sprintf("read workload line %d: %v", e.line, e.err) }
+func (e *readError) Unwrap() error { return e.err }
 
 // countFile counts the requests of the file at path (its lines that are
 // not blank) without parsing them, and refuses more than MaxRequests.
@@ -71,7 +93,7 @@ func countFile(ctx context.Context, path string) (int, error) {
 			return 0, nil
 		}
 		if err != nil && err != io.EOF {
-			return 0, fmt.Errorf("read workload line %d: %w", line, err)
+			return 0, &readError{line, err}
 		}
 		if len(bytes.TrimSpace(text)) > 0 {
 			if n == MaxRequests {
@@ -113,7 +135,7 @@ func parse(ctx context.Context, r io.Reader, size int) (Workload, error) {
 			return nil, fmt.Errorf("workload line %d is longer than %d bytes: not a workload (one request a line)", n, maxLine)
 		}
 		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read workload line %d: %w", n, err)
+			return nil, &readError{n, err}
 		}
 		if t := bytes.TrimSpace(text); len(t) > 0 {
 			req, perr := p.parse(t)

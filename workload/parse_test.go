@@ -201,7 +201,7 @@ func TestParseFileCountsFirst(t *testing.T) {
 	})
 	start := time.Now()
 	_, err := ParseFile(context.Background(), p)
-	if want := fmt.Sprintf("workload line %d: more than %d requests", MaxRequests+2, MaxRequests); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("%s: workload line %d: more than %d requests", p, MaxRequests+2, MaxRequests); err == nil || err.Error() != want {
 		t.Fatalf("ParseFile = %v, want %q", err, want)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -257,7 +257,7 @@ func TestParseFileAnyFile(t *testing.T) {
 	if err := os.Symlink("/dev/zero", zero); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ParseFile(context.Background(), zero); err == nil || !strings.Contains(err.Error(), "line 1") {
+	if _, err := ParseFile(context.Background(), zero); err == nil || !strings.HasPrefix(err.Error(), zero+": workload line 1 ") {
 		t.Errorf("ParseFile(/dev/zero) = %v, want line 1 refused", err)
 	}
 	huge := filepath.Join(dir, "huge.jsonl")
@@ -277,7 +277,7 @@ func TestParseFileAnyFile(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skip("no FIFO:", err)
 	}
-	if _, err := ParseFile(context.Background(), fifo); err == nil || !strings.Contains(err.Error(), "no request") {
+	if _, err := ParseFile(context.Background(), fifo); err == nil || err.Error() != fifo+": the workload holds no request" {
 		t.Errorf("ParseFile(FIFO without writer) = %v, want no request", err)
 	}
 }
