@@ -176,13 +176,18 @@ func (m *JUnitMerger) Add(name string, r io.Reader) error {
 	return err
 }
 
-// readRecorder remembers the first error of its reader but io.EOF.
+// readRecorder remembers the first error of its reader but io.EOF, and
+// returns it from then on without reading again (a FIFO that went quiet
+// for its idle time would make each later read wait as long).
 type readRecorder struct {
 	r   io.Reader
 	err error
 }
 
 func (r *readRecorder) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
 	n, err := r.r.Read(p)
 	if err != nil && err != io.EOF && r.err == nil {
 		r.err = err

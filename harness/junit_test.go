@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/ec-counter/ec-counter/checker"
 )
@@ -182,6 +183,28 @@ func TestMergeJUnitReadError(t *testing.T) {
 	r := io.MultiReader(strings.NewReader("<testsuite><system-out>abc"), iotest.ErrReader(errors.New("larger than 256 MiB")))
 	if err := m.Add("a.xml", r); err == nil || err.Error() != "read a.xml: larger than 256 MiB" {
 		t.Fatalf("got %v, want the read's error", err)
+	}
+}
+
+// slowReader fails its first read after a while, as a FIFO gone quiet
+// does, and every later one at once; it counts its reads.
+type slowReader struct{ reads int }
+
+func (r *slowReader) Read([]byte) (int, error) {
+	r.reads++
+	if r.reads == 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, errors.New("nothing to read for 5s")
+}
+
+// TestMergeJUnitReadsOnceAfterAnError: a read that failed is not tried
+// again (a silent FIFO cost its idle time once per read: 15 s, not 5).
+func TestMergeJUnitReadsOnceAfterAnError(t *testing.T) {
+	r := &slowReader{}
+	err := NewJUnitMerger(io.Discard).Add("a.xml", r)
+	if err == nil || err.Error() != "read a.xml: nothing to read for 5s" || r.reads != 1 {
+		t.Fatalf("got %v after %d reads, want the read's error after one", err, r.reads)
 	}
 }
 
