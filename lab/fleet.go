@@ -255,14 +255,7 @@ func (f *Fleet) lock(ctx context.Context, h *fleetHost) (string, error) {
 		port, rest, _ := strings.Cut(held, " ")
 		port = port[strings.LastIndex(port, "_")+1:]
 		tag, info, _ := strings.Cut(rest, " ")
-		who := "a live run"
-		if tag != "" {
-			who += " " + tag
-		}
-		if info = printable(strings.TrimSpace(info)); info != "" {
-			who += " (" + info + ")"
-		}
-		return fmt.Sprintf("port %s on %s is held by %s: one run at a time on a host's ports", port, h.addr, who), nil
+		return heldBy(port, h.addr.String(), tag, printable(info)), nil
 	}
 	return "", fmt.Errorf("%s: take the run's lock in %s: %q, %v", h.r, h.dir, printable(l), err)
 }
