@@ -482,8 +482,13 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 		t.Error("history lost")
 	}
 	if sig == syscall.SIGINT {
-		if _, err := os.Stat(filepath.Join(r, "report.html")); err != nil {
-			t.Errorf("an interrupted run has no report: %v", err)
+		// The report waits for serve: an interrupted run's user is
+		// waiting for the prompt (README "Exit codes").
+		if _, err := os.Stat(filepath.Join(r, "report.html")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("an interrupted run wrote its report: %v", err)
+		}
+		if !strings.Contains(out.String(), "report.html not written (interrupted)") {
+			t.Errorf("an interrupted run does not say its report is left for later:\n%s", out.String())
 		}
 	}
 }

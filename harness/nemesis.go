@@ -66,7 +66,8 @@ func (c *cluster) Crash(ctx context.Context, node string) (nemesis.CrashLoss, er
 
 // Restart starts a killed node again, with the same name, addresses and
 // data directory, and waits until its HTTP API answers (it may not see
-// its peers yet: a partition may be in force).
+// its peers yet: a partition may be in force) and it proves to be this
+// run's node (cluster.owned).
 func (c *cluster) Restart(ctx context.Context, node string) error {
 	if g := c.gate(node); g != nil {
 		g.close() // the node's clients wait until it is read
@@ -82,6 +83,9 @@ func (c *cluster) Restart(ctx context.Context, node string) error {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := waitReady(rctx, c.http, p, 0); err != nil {
+		return err
+	}
+	if err := c.owned(rctx, p); err != nil {
 		return err
 	}
 	if c.afterRestart != nil {

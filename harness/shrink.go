@@ -21,6 +21,7 @@ import (
 	"github.com/ec-counter/ec-counter/checker"
 	"github.com/ec-counter/ec-counter/internal/atomicfile"
 	"github.com/ec-counter/ec-counter/internal/ddmin"
+	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 	"github.com/ec-counter/ec-counter/runstore"
 	"github.com/ec-counter/ec-counter/workload"
@@ -162,6 +163,15 @@ func Shrink(ctx context.Context, dir runstore.RunDir, opts ShrinkOptions, out io
 		return nil, fmt.Errorf("%w: %s's configuration: %v", ErrNothingToShrink, dir, err)
 	}
 	cfg.HasSeed, cfg.Seed = true, rec.Seed
+	if cfg.Hosts != nil {
+		// The hosts file, read again and checked as test --hosts does:
+		// run.json is a store file anyone may have edited.
+		hf, err := lab.ReadHosts(cfg.HostsFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the run's hosts file: %v", ErrNothingToShrink, err)
+		}
+		cfg.Hosts = hf
+	}
 	if cfg.Hosts != nil && opts.Parallel > 1 {
 		// Runs on the same SSH hosts would share their ports.
 		fmt.Fprintf(out, "shrink: the run's nodes ran on SSH hosts: one run at a time\n")
