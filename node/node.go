@@ -168,6 +168,12 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
+// leaveWait is how long a stopping node waits for its leave to be gossiped:
+// two gossip rounds, within 20 ms to 200 ms.
+func leaveWait(gossip time.Duration) time.Duration {
+	return min(max(2*gossip, 20*time.Millisecond), 200*time.Millisecond)
+}
+
 func (s *Server) close() error {
 	const grace = 5 * time.Second
 	var errs []error
@@ -186,8 +192,12 @@ func (s *Server) close() error {
 	}
 	s.wg.Wait()
 	if ml := s.ml.Load(); ml != nil {
-		if err := ml.Leave(500 * time.Millisecond); err != nil {
-			s.cfg.Logger.Info("leave not confirmed by peers", "err", err)
+		// One gossip round hands the leave to GossipNodes peers; waiting
+		// for all its retransmissions (memberlist's Leave does) would cost
+		// every stop about half a second, and a peer that misses it learns
+		// of the leave by failure detection anyway.
+		if err := ml.Leave(leaveWait(s.cfg.GossipInterval)); err != nil {
+			s.cfg.Logger.Info("leave not yet passed on to every peer; they will see this node gone", "err", err)
 		}
 		if err := ml.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
