@@ -128,8 +128,9 @@ func (c *counterClient) do(ctx context.Context, method string, payload []byte) (
 
 // recorder hands out process ids and appends ops to the history.
 type recorder struct {
-	w    *histories.Writer
-	next atomic.Int64 // the next fresh process id
+	w     *histories.Writer
+	next  atomic.Int64 // the next fresh process id
+	tally opTally      // completions so far, for the live line
 }
 
 func (r *recorder) freshProcess() histories.Process {
@@ -227,6 +228,7 @@ func (c *clientRun) do(ctx context.Context, rec *recorder, process histories.Pro
 	if _, werr := rec.w.Append(done); werr != nil {
 		return next, werr
 	}
+	rec.tally.add(done.Type)
 	return next, nil
 }
 

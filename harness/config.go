@@ -7,6 +7,7 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,10 @@ type Config struct {
 	// (default "ec-counter"). Both are the caller's to set.
 	Command []string `json:"-"`
 	Program string   `json:"-"`
+	// Progress, when not nil, is a terminal on which a live line of the
+	// run's progress is drawn while it is under way (and erased before
+	// each phase line and the summary); nil draws none. The caller's to set.
+	Progress io.Writer `json:"-"`
 }
 
 // The networks a run can use (README "Networks: the lab and loopback").

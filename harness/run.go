@@ -154,6 +154,7 @@ type runner struct {
 	rec   runstore.Record
 	mu    sync.Mutex // guards out
 
+	live         *liveLine  // the live line on a terminal; nil without one
 	fleet        *lab.Fleet // the SSH hosts, on that network
 	nemesisStats string     // what the nemesis did, for the summary
 	reported     bool       // the report was attempted at the end of execute
@@ -162,6 +163,7 @@ type runner struct {
 func (r *runner) logf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.live.erase()
 	fmt.Fprintf(r.out, "%7s  ", time.Since(r.start).Round(time.Millisecond))
 	fmt.Fprintf(r.out, format+"\n", args...)
 }
@@ -300,9 +302,20 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		}
 		faults = admin
 	}
-	nem := nemesis.New(cl, faults, nemesis.RecordTo(rec.w), r.logf)
-
 	phase = time.Now()
+	if cfg.Progress != nil {
+		live := startLive(cfg.Progress, &r.mu, phase, cfg.expectedClientPhase(), &rec.tally)
+		defer live.close()
+		r.mu.Lock()
+		r.live = live
+		r.mu.Unlock()
+	}
+	record := nemesis.RecordTo(rec.w)
+	nem := nemesis.New(cl, faults, func(f string, value any, problem string) error {
+		r.live.nemesisOp(f)
+		return record(f, value, problem)
+	}, r.logf)
+
 	nemCtx, stopNemesis := context.WithCancel(ctx)
 	nemDone := make(chan error, 1)
 	go func() { nemDone <- nem.Run(nemCtx, sched) }()
@@ -389,6 +402,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		o.Report = r.run.File(runstore.ReportFile)
 	}
 	r.reported = true
+	r.live.close()
 	r.mu.Lock()
 	printSummary(r.out, o)
 	r.mu.Unlock()

@@ -147,6 +147,9 @@ func runTest(c *cli.Context) error {
 	if c.Int("test-count") != 1 || c.String("junit") != "" || c.IsSet("parallel") || c.IsSet("shard") {
 		return runCampaign(ctx, c, cfg)
 	}
+	if term.IsTerminal(int(os.Stdout.Fd())) {
+		cfg.Progress = os.Stdout // a live line; none in pipes and CI logs
+	}
 	o, err := harness.Run(ctx, cfg, os.Stdout)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
