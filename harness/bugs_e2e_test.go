@@ -17,7 +17,7 @@ import (
 func TestStaleReadIsCaughtWithLinearHTML(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", root, "--bug", "stale-read", "--seed", "3", "--rate", "40")
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--bug", "stale-read", "--seed", "3", "--rate", "40")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}
@@ -79,7 +79,7 @@ func TestCampaignJUnit(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	dir := t.TempDir()
 	junit := filepath.Join(dir, "out.xml")
-	code, out := runCLI(t, bin, "test", "--store", filepath.Join(dir, "store"), "--test-count", "2", "--junit", junit, "--rate", "50")
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", filepath.Join(dir, "store"), "--test-count", "2", "--junit", junit, "--rate", "50")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
@@ -88,7 +88,7 @@ func TestCampaignJUnit(t *testing.T) {
 		t.Errorf("passing campaign: %+v", s)
 	}
 
-	code, out = runCLI(t, bin, "test", "--store", filepath.Join(dir, "store"), "--test-count", "2", "--junit", junit,
+	code, out = runCLI(t, bin, "test", "--nemesis", "none", "--store", filepath.Join(dir, "store"), "--test-count", "2", "--junit", junit,
 		"--rate", "50", "--requests", "50", "--bug", "no-gossip")
 	if code != 1 {
 		t.Fatalf("no-gossip campaign: exit %d, want 1:\n%s", code, out)
@@ -113,7 +113,7 @@ func TestParallelShardedCampaign(t *testing.T) {
 	var files []string
 	for _, shard := range []string{"1/2", "2/2"} {
 		junit := filepath.Join(dir, "shard"+shard[:1]+".xml")
-		code, out := runCLI(t, bin, "test", "--store", filepath.Join(dir, "store"), "--test-count", "4", "--seed", "100",
+		code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", filepath.Join(dir, "store"), "--test-count", "4", "--seed", "100",
 			"--parallel", "2", "--shard", shard, "--junit", junit, "--rate", "50", "--requests", "40")
 		if code != 0 {
 			t.Fatalf("shard %s: exit %d, want 0:\n%s", shard, code, out)
@@ -163,7 +163,7 @@ func TestIntegerWidthBugsAreCaught(t *testing.T) {
 	}
 	parallelRuns(jobs, 2, func(j job) {
 		root := filepath.Join(t.TempDir(), "store")
-		code, out := runCLI(t, bin, "test", "--store", root, "--bug", j.bug, "--values", j.values,
+		code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--bug", j.bug, "--values", j.values,
 			"--seed", strconv.Itoa(j.seed), "--requests", "60", "--rate", "40")
 		if code != 1 {
 			t.Errorf("--bug %s --values %s --seed %d: exit %d, want 1\n%s", j.bug, j.values, j.seed, code, out)

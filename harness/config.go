@@ -37,6 +37,11 @@ type Config struct {
 	// Nemesis lists the fault kinds to schedule from the seed (see
 	// nemesis.Describe); empty means no faults.
 	Nemesis []string `json:"nemesis,omitempty"`
+	// NemesisDefault says Nemesis holds the default kinds, not named by
+	// the user (UseDefaultFaults); NemesisLeftOut holds each default kind
+	// this run could not inject, and why.
+	NemesisDefault bool              `json:"nemesis_default,omitempty"`
+	NemesisLeftOut map[string]string `json:"nemesis_left_out,omitempty"`
 	// NemesisInterval is about how long each fault lasts, and each clean
 	// stretch between faults.
 	NemesisInterval time.Duration `json:"nemesis_interval,omitempty"`
@@ -391,6 +396,9 @@ func (c *Config) ReplayArgs() []string {
 	add("--store", c.Store, d.Store)
 	add("--node-cmd", c.NodeCmd, d.NodeCmd)
 	add("--bug", c.Bug, "")
+	if len(c.Nemesis) == 0 && c.NemesisSchedule == "" {
+		args = append(args, "--nemesis", NemesisNone) // a run without faults is not the default
+	}
 	add("--nemesis", strings.Join(c.Nemesis, ","), "")
 	add("--nemesis-interval", c.NemesisInterval.String(), d.NemesisInterval.String())
 	add("--nemesis-schedule", c.NemesisSchedule, "")

@@ -192,7 +192,7 @@ func TestKilledHarnessLeavesNoMount(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "store")
 	// Sets back to back, so that nodes are in the middle of requests to the
 	// file system when the harness dies.
-	run := startCLI(t, bin, "test", "--store", root, "--disk", "lazy", "--requests", "100000", "--rate", "0", "--node-cmd", wrappedNodeCmd)
+	run := startCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--disk", "lazy", "--requests", "100000", "--rate", "0", "--node-cmd", wrappedNodeCmd)
 	run.waitOutput(t, "cluster up")
 	time.Sleep(300 * time.Millisecond) // let the clients get going
 	if len(crashfsMounts(t)) == 0 {

@@ -225,19 +225,37 @@ func TestDefaultRunStoresAValidRun(t *testing.T) {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
 	t.Logf("default run took %s", elapsed)
-	for _, want := range []string{"seed:", "replay:", "stored:", "VALID"} {
+	for _, want := range []string{"seed:", "faults:  the default kinds this network can inject: partition, delay, loss, kill, pause", "nemesis: ", "replay:", "stored:", "VALID"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
 	r := readRun(t, root)
 	n := countOps(r.ops)
-	if got := n["invoke get"] + n["invoke set"]; got != 500 {
-		t.Errorf("%d get/set invokes, want 500 (5 clients x 100)", got)
+	// The clients' 500, and a read of each node the nemesis restarted.
+	if got := n["invoke get"] + n["invoke set"]; got < 500 || got > 500+n["info restart"]*3 {
+		t.Errorf("%d get/set invokes, want 500 (5 clients x 100) and a read per restart (%d)", got, n["info restart"])
 	}
 	completions := n["ok get"] + n["fail get"] + n["info get"] + n["ok set"] + n["fail set"] + n["info set"]
-	if completions != 500 {
-		t.Errorf("%d get/set completions, want 500", completions)
+	if completions != n["invoke get"]+n["invoke set"] {
+		t.Errorf("%d get/set completions, want one per invoke", completions)
+	}
+	// The default run injects faults: nemesis ops in the history, the
+	// default kinds in run.json, and the replay names them.
+	faults := 0
+	for _, op := range r.ops {
+		if op.Process == histories.Nemesis {
+			faults++
+		}
+	}
+	if faults == 0 {
+		t.Errorf("the default run injected no fault:\n%s", out)
+	}
+	if cfg, _ := r.record["config"].(map[string]any); cfg["nemesis_default"] != true || cfg["nemesis"] == nil {
+		t.Errorf("run.json's config does not record the default kinds: %v", r.record["config"])
+	}
+	if replay, _ := r.record["replay"].(string); !strings.Contains(replay, "--nemesis partition,delay,loss,kill,pause") {
+		t.Errorf("the replay does not pin the default kinds: %s", replay)
 	}
 	if n["ok final-get"] < 3 {
 		t.Errorf("%d ok final reads, want at least one per node", n["ok final-get"])
@@ -272,7 +290,7 @@ func TestDefaultRunStoresAValidRun(t *testing.T) {
 func TestLargerClusterPasses(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", root, "--nodes", "5", "--clients", "10", "--rate", "40")
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--nodes", "5", "--clients", "10", "--rate", "40")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
@@ -297,7 +315,7 @@ func TestLargerClusterPasses(t *testing.T) {
 func TestCheckRejectsEditedHistory(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	if code, out := runCLI(t, bin, "test", "--store", root, "--rate", "50", "--seed", "7"); code != 0 {
+	if code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--rate", "50", "--seed", "7"); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	r := readRun(t, root)
@@ -346,7 +364,7 @@ func TestNodeCmdRunsAnotherImplementation(t *testing.T) {
 	bin, mini := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
 	tmpl := mini + " -id {name} -listen {http} -peer-http {peer_http} -dir {data_dir}"
-	code, out := runCLI(t, bin, "test", "--store", root, "--rate", "50", "--node-cmd", tmpl)
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--rate", "50", "--node-cmd", tmpl)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
@@ -366,7 +384,7 @@ func TestConfigFileAndFlagOverride(t *testing.T) {
 	root := filepath.Join(dir, "store")
 	conf := filepath.Join(dir, "config.toml")
 	os.WriteFile(conf, []byte("num_servers = 2\nnum_clients = 3\nrequests = 20\nrate = 100.0\nname = \"from-file\"\n"), 0o644)
-	code, out := runCLI(t, bin, "test", "--config", conf, "--store", root, "--requests", "10")
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--config", conf, "--store", root, "--requests", "10")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -425,7 +443,7 @@ func TestInterruptedHarnessStopsNodes(t *testing.T) {
 func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	bin, _ := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	cmd := exec.Command(bin, "test", "--store", root, "--requests", "1000")
+	cmd := exec.Command(bin, "test", "--nemesis", "none", "--store", root, "--requests", "1000")
 	cmd.Env = labtest.Env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -523,7 +541,7 @@ func TestStandaloneClient(t *testing.T) {
 func TestWrappedNodesAreStopped(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", root, "--node-cmd", wrappedNodeCmd, "--requests", "20", "--rate", "50")
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--node-cmd", wrappedNodeCmd, "--requests", "20", "--rate", "50")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
@@ -558,7 +576,7 @@ func TestInterruptsEndEveryPhase(t *testing.T) {
 		{"a huge run", []string{"--clients", "10", "--requests", "1000000", "--rate", "0"}, "interrupted"},
 	} {
 		root := filepath.Join(t.TempDir(), "store")
-		run := startCLI(t, bin, append([]string{"test", "--store", root}, tc.args...)...)
+		run := startCLI(t, bin, append([]string{"test", "--nemesis", "none", "--store", root}, tc.args...)...)
 		time.Sleep(time.Second)
 		start := time.Now()
 		run.cmd.Process.Signal(syscall.SIGINT)
@@ -583,7 +601,7 @@ func TestInterruptsEndEveryPhase(t *testing.T) {
 func TestHundredNodes(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	code, out := runCLI(t, bin, "test", "--store", root, "--nodes", "100", "--clients", "100", "--requests", "30", "--seed", "1")
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--nodes", "100", "--clients", "100", "--requests", "30", "--seed", "1")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", code, out)
 	}

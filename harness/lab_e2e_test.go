@@ -211,7 +211,7 @@ func TestKilledHarnessLeavesNoLab(t *testing.T) {
 	if after := mounts(t); after != mountsBefore {
 		t.Errorf("mounts changed:\nbefore:\n%s\nafter:\n%s", mountsBefore, after)
 	}
-	if code, out := runCLI(t, bin, "test", "--net", "lab", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
+	if code, out := runCLI(t, bin, "test", "--nemesis", "none", "--net", "lab", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
 		t.Fatalf("the next run: exit %d\n%s", code, out)
 	}
 }
@@ -304,7 +304,7 @@ func TestAutoPicksTheLab(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	labtest.Need(t)
 	root := filepath.Join(t.TempDir(), "store")
-	if code, out := runCLI(t, bin, "test", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
+	if code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 	if r := readRun(t, root); r.record["network"] != NetLab || !strings.HasPrefix(r.record["nodes"].(map[string]any)["n1"].(map[string]any)["http"].(string), "10.") {

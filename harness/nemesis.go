@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/ec-counter/ec-counter/lab"
 	"github.com/ec-counter/ec-counter/nemesis"
 )
 
@@ -141,4 +143,68 @@ func (cfg *Config) expectedClientPhase() time.Duration {
 		return max(time.Minute, cfg.Workload.Duration())
 	}
 	return max(time.Duration(float64(cfg.Requests)/cfg.Rate*float64(time.Second)), cfg.Workload.Duration())
+}
+
+// NemesisNone is --nemesis none: a run without faults.
+const NemesisNone = "none"
+
+// defaultKinds are the kinds a run injects when none are named, as far as
+// its network can inject them for its nodes (Config.UseDefaultFaults).
+func defaultKinds() []string {
+	return []string{"partition", "delay", "loss", nemesis.FKill, nemesis.FPause, nemesis.FCrash}
+}
+
+// UseDefaultFaults sets Nemesis to the fault kinds a run injects when its
+// user named none (README "Faults: the nemesis"): every kind of --nemesis
+// all, and crash, that this network can inject for these nodes, so that a
+// default run is never refused for a fault nobody asked for by name.
+// NemesisLeftOut records each kind left out and why. Call it once the
+// network, node command, disk and hosts are set.
+func (cfg *Config) UseDefaultFaults() {
+	cfg.Nemesis, cfg.NemesisDefault, cfg.NemesisLeftOut = nil, true, map[string]string{}
+	leave := func(why string, kinds ...string) {
+		for _, k := range kinds {
+			if _, ok := cfg.NemesisLeftOut[k]; !ok {
+				cfg.NemesisLeftOut[k] = why
+			}
+		}
+	}
+	network := cfg.network()
+	if network == NetLoopback && !strings.Contains(cfg.NodeCmd, "{admin_token_file}") {
+		leave("the node command passes no {admin_token_file}: the loopback network's faults go through the node's admin API", "partition", "delay", "loss")
+	}
+	if network == NetHosts {
+		leave("not on SSH hosts (no power-loss file system there)", nemesis.FCrash)
+		leave("on SSH hosts it needs NFQUEUE on every host: name it with --nemesis to have the preflight check it", "delay")
+		if cfg.Hosts != nil && cfg.usedHosts().SharedAddrs() != "" {
+			leave("two nodes share an address, which rules by address cannot cut apart", "partition", "delay", "loss")
+		}
+	}
+	switch {
+	case cfg.Disk == DiskPlain:
+		leave("--disk plain cannot lose unsynced writes", nemesis.FCrash)
+	case !lab.Inside():
+		leave("it needs the power-loss file system, mounted only in the lab's private namespaces (--net lab or auto)", nemesis.FCrash)
+	case !fuseUsable():
+		leave("/dev/fuse cannot be opened here, and the power-loss file system needs it", nemesis.FCrash)
+	}
+	for _, k := range defaultKinds() {
+		if _, out := cfg.NemesisLeftOut[k]; !out {
+			cfg.Nemesis = append(cfg.Nemesis, k)
+		}
+	}
+	if len(cfg.NemesisLeftOut) == 0 {
+		cfg.NemesisLeftOut = nil
+	}
+}
+
+// fuseUsable reports whether this process can open /dev/fuse, which the
+// power-loss file system mounts through.
+func fuseUsable() bool {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }

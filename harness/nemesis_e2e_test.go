@@ -221,7 +221,7 @@ func TestInterruptDuringPartition(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if code, out := runCLI(t, bin, "test", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
+	if code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--requests", "20", "--rate", "50"); code != 0 {
 		t.Fatalf("the next run: exit %d\n%s", code, out)
 	}
 }

@@ -16,7 +16,7 @@ import (
 func TestRefusedRunIsNotStored(t *testing.T) {
 	bin, mini := buildBinaries(t)
 	root := filepath.Join(t.TempDir(), "store")
-	if code, out := runCLI(t, bin, "test", "--store", root, "--net", "loopback", "--requests", "5", "--rate", "0"); code != 0 {
+	if code, out := runCLI(t, bin, "test", "--nemesis", "none", "--store", root, "--net", "loopback", "--requests", "5", "--rate", "0"); code != 0 {
 		t.Fatalf("the first run: exit %d\n%s", code, out)
 	}
 	first := runstore.Latest(root)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,7 @@ type Outcome struct {
 	Replay  string         // the command that replays this run
 	Timings runstore.Timings
 	Nemesis string // what the nemesis did; empty without faults
+	Faults  string // the kinds asked for, and those left out and why
 	Report  string // the report's path; empty if it could not be written
 }
 
@@ -155,6 +157,7 @@ type runner struct {
 	mu    sync.Mutex // guards out
 
 	live         *liveLine  // the live line on a terminal; nil without one
+	faults       string     // describeFaults, for the summary
 	fleet        *lab.Fleet // the SSH hosts, on that network
 	nemesisStats string     // what the nemesis did, for the summary
 	reported     bool       // the report was attempted at the end of execute
@@ -189,6 +192,8 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 		r.logf("nemesis: %d steps of the schedule come after the client phase (about %s) and will not run, from: %s",
 			len(late), cfg.expectedClientPhase().Round(time.Millisecond), late[0])
 	}
+	r.faults = describeFaults(cfg)
+	r.logf("faults: %s", r.faults)
 	if cfg.Script == "" {
 		if unused := nemesis.Unused(cfg.Nemesis, sched); len(unused) > 0 {
 			r.rec.NemesisUnused = unused
@@ -389,7 +394,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	r.rec.Timings = &t
 	r.rec.Valid = &res.Valid
 
-	o := &Outcome{Dir: string(r.run), Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats}
+	o := &Outcome{Dir: string(r.run), Seed: cfg.Seed, Result: res, Replay: r.rec.Replay, Timings: t, Nemesis: r.nemesisStats, Faults: r.faults}
 	// The record and the report before the summary, which names the report
 	// only if it was written (a full disk, say).
 	r.rec.End = time.Now().UTC()
@@ -627,11 +632,39 @@ func describeNodes(cl *cluster) string {
 	return strings.Join(parts, " ")
 }
 
+// describeFaults says which fault kinds cfg asks for, whether they are the
+// default, and which default kinds were left out and why.
+func describeFaults(cfg Config) string {
+	switch {
+	case cfg.Script != "":
+		return "the scripted schedule " + cmp.Or(cfg.NemesisSchedule, "given")
+	case len(cfg.Nemesis) == 0 && !cfg.NemesisDefault:
+		return "none (--nemesis none)"
+	}
+	var b strings.Builder
+	if cfg.NemesisDefault {
+		b.WriteString("the default kinds this network can inject: ")
+	}
+	b.WriteString(cmp.Or(strings.Join(cfg.Nemesis, ", "), "none"))
+	left := make([]string, 0, len(cfg.NemesisLeftOut))
+	for k := range cfg.NemesisLeftOut {
+		left = append(left, k)
+	}
+	slices.Sort(left)
+	for _, k := range left {
+		fmt.Fprintf(&b, "; no %s: %s", k, cfg.NemesisLeftOut[k])
+	}
+	return b.String()
+}
+
 // printSummary prints the short readable summary of a finished run.
 func printSummary(w io.Writer, o *Outcome) {
 	fmt.Fprintf(w, "\n")
 	o.Result.WriteSummary(w)
 	fmt.Fprintf(w, "\nseed:    %d\n", o.Seed)
+	if o.Faults != "" {
+		fmt.Fprintf(w, "faults:  %s\n", o.Faults)
+	}
 	if o.Nemesis != "" {
 		fmt.Fprintf(w, "nemesis: %s\n", o.Nemesis)
 	}

@@ -96,7 +96,7 @@ func TestShrinkNoPersist(t *testing.T) {
 func TestShrinkRefuses(t *testing.T) {
 	bin, _ := buildBinaries(t)
 	store := t.TempDir()
-	code, out := runCLI(t, bin, "test", "--clients", "2", "--requests", "10", "--rate", "20", "--store", store)
+	code, out := runCLI(t, bin, "test", "--nemesis", "none", "--clients", "2", "--requests", "10", "--rate", "20", "--store", store)
 	if code != 0 {
 		t.Fatalf("a valid run: exit %d:\n%s", code, out)
 	}

@@ -44,7 +44,7 @@ func testCommand() *cli.Command {
 			&cli.IntFlag{Name: "parallel", Value: 1, Usage: "run up to `P` runs of a campaign at once, each with its own addresses, lab and run directory"},
 			&cli.StringFlag{Name: "shard", Usage: "run only the `K/M`-th of M slices of the campaign's seeds (a CI matrix of M machines runs the campaign once; combine their JUnit files with 'ec-counter junit-merge')"},
 			&cli.StringFlag{Name: "bug", Usage: "run every node with a deliberate `BUG` switched on, to see the checkers catch it; 'list' describes them"},
-			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, or a shape); 'list' describes them"},
+			&cli.StringFlag{Name: "nemesis", Usage: "comma-separated fault `KINDS` to inject on a seeded schedule (partition, delay, loss, link, kill, pause, crash, or a shape); 'list' describes them; none: no faults (default: every kind of all, and crash, that this network can inject for these nodes)"},
 			&cli.DurationFlag{Name: "nemesis-interval", Value: d.NemesisInterval, Usage: "about how long each fault lasts, and each clean stretch between faults"},
 			&cli.StringFlag{Name: "nemesis-schedule", Usage: "scripted fault schedule `FILE` (see nemesis/SCHEDULE.md), instead of --nemesis"},
 			&cli.StringFlag{Name: "workload", Usage: "send the requests of `FILE` (JSON Lines, one request a line, as a run's workload.jsonl) instead of the seeded ones; it fixes --clients and --requests"},
@@ -115,8 +115,13 @@ func runTest(c *cli.Context) error {
 	cfg.ConvergeTimeout = c.Duration("converge-timeout")
 	cfg.Store = c.String("store")
 	cfg.NodeCmd = c.String("node-cmd")
-	if k := c.String("nemesis"); k != "" {
+	defaultFaults := false
+	switch k := c.String("nemesis"); {
+	case k == harness.NemesisNone: // a run without faults
+	case k != "":
 		cfg.Nemesis = strings.Split(k, ",")
+	default:
+		defaultFaults = c.String("nemesis-schedule") == ""
 	}
 	cfg.NemesisInterval = c.Duration("nemesis-interval")
 	if path := c.String("nemesis-schedule"); path != "" {
@@ -140,6 +145,9 @@ func runTest(c *cli.Context) error {
 	cfg.Values = c.String("values")
 	cfg.Disk = c.String("disk")
 	cfg.Command, cfg.Program = os.Args, programName()
+	if defaultFaults {
+		cfg.UseDefaultFaults() // once the network, node command, disk and hosts are known
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError(flagNames(err))
 	}
