@@ -367,3 +367,21 @@ func TestDocsREADME(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsPagesStandAlone checks that every page under docs/ can be read
+// alone: it opens with a title, and the README links to it.
+func TestDocsPagesStandAlone(t *testing.T) {
+	readme := readDoc(t, "README.md")
+	for _, rel := range docFiles(t)[1:] {
+		b, err := os.ReadFile(filepath.Join(repoRoot, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), "# ") {
+			t.Errorf("%s does not open with a title (# ...)", rel)
+		}
+		if !strings.Contains(readme.prose, "]("+filepath.ToSlash(rel)) {
+			t.Errorf("README.md does not link to %s", rel)
+		}
+	}
+}
