@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+
+	"github.com/ec-counter/ec-counter/internal/jsonscan"
 )
 
 // decoder decodes history lines. Most lines are flat objects of known keys
@@ -57,30 +58,30 @@ const (
 // fast decodes line into op if it has the common shape, and reports whether
 // it did; op is left partly filled when it did not.
 func (d *decoder) fast(line []byte, op *Op) bool {
-	s := scanner{b: line}
-	if !s.skip('{') {
+	s := jsonscan.New(line)
+	if !s.Skip('{') {
 		return false
 	}
 	seen := 0
 	for first := true; ; first = false {
-		if s.skip('}') {
+		if s.Skip('}') {
 			break
 		}
-		if !first && !s.skip(',') {
+		if !first && !s.Skip(',') {
 			return false
 		}
-		key, ok := s.str()
-		if !ok || !s.skip(':') {
+		key, ok := s.Str()
+		if !ok || !s.Skip(':') {
 			return false
 		}
 		var bit int
 		switch string(key) {
 		case "index":
 			bit = keyIndex
-			op.Index, ok = s.int()
+			op.Index, ok = s.Int()
 		case "time":
 			bit = keyTime
-			op.Time, ok = s.int()
+			op.Time, ok = s.Int()
 		case "type":
 			bit = keyType
 			var t string
@@ -88,14 +89,14 @@ func (d *decoder) fast(line []byte, op *Op) bool {
 			op.Type = Type(t)
 		case "process":
 			bit = keyProcess
-			if s.peek() == '"' {
+			if s.Peek() == '"' {
 				var p []byte
-				p, ok = s.str()
+				p, ok = s.Str()
 				ok = ok && string(p) == "nemesis"
 				op.Process = Nemesis
 			} else {
 				var n int64
-				n, ok = s.int()
+				n, ok = s.Int()
 				ok = ok && n >= 0 && n <= 1<<31-1
 				op.Process = Process(n)
 			}
@@ -104,12 +105,12 @@ func (d *decoder) fast(line []byte, op *Op) bool {
 			op.F, ok = d.str(&s)
 		case "value":
 			bit = keyValue
-			if s.literal("null") {
+			if s.Literal("null") {
 				op.Value = json.RawMessage("null")
 			} else {
-				start := s.i
-				_, ok = s.int()
-				op.Value = json.RawMessage(string(line[start:s.i]))
+				start := s.Pos()
+				_, ok = s.Int()
+				op.Value = json.RawMessage(string(line[start:s.Pos()]))
 			}
 		case "node":
 			bit = keyNode
@@ -118,9 +119,9 @@ func (d *decoder) fast(line []byte, op *Op) bool {
 			bit = keyApplied
 			var b bool
 			switch {
-			case s.literal("true"):
+			case s.Literal("true"):
 				b = true
-			case s.literal("false"):
+			case s.Literal("false"):
 			default:
 				ok = false
 			}
@@ -128,7 +129,7 @@ func (d *decoder) fast(line []byte, op *Op) bool {
 		case "current":
 			bit = keyCurrent
 			var n int64
-			n, ok = s.int()
+			n, ok = s.Int()
 			op.Current = &n
 		case "error":
 			bit = keyError
@@ -141,13 +142,12 @@ func (d *decoder) fast(line []byte, op *Op) bool {
 		}
 		seen |= bit
 	}
-	s.space()
-	return s.i == len(s.b)
+	return s.AtEnd()
 }
 
 // str scans a string, interning it.
-func (d *decoder) str(s *scanner) (string, bool) {
-	b, ok := s.str()
+func (d *decoder) str(s *jsonscan.Scanner) (string, bool) {
+	b, ok := s.Str()
 	if !ok {
 		return "", false
 	}
@@ -160,92 +160,4 @@ func (d *decoder) str(s *scanner) (string, bool) {
 		*slot = string(b)
 	}
 	return *slot, true
-}
-
-// scanner reads the JSON subset the fast path accepts.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *scanner) peek() byte {
-	s.space()
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
-// skip consumes c, after white space, if it comes next.
-func (s *scanner) skip(c byte) bool {
-	if s.peek() != c {
-		return false
-	}
-	s.i++
-	return true
-}
-
-// literal consumes word (true, false, null) if it comes next.
-func (s *scanner) literal(word string) bool {
-	s.space()
-	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
-		return false
-	}
-	s.i += len(word)
-	return true
-}
-
-// str scans a string of printable ASCII without escapes, and returns its
-// contents.
-func (s *scanner) str() ([]byte, bool) {
-	if !s.skip('"') {
-		return nil, false
-	}
-	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
-		case c < 0x20 || c >= 0x7f || c == '\\':
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
-// int scans a JSON number that is an integer in int64's range, written
-// -?(0|[1-9][0-9]*).
-func (s *scanner) int() (int64, bool) {
-	s.space()
-	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '-' {
-		s.i++
-	}
-	digits := s.i
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
-	}
-	if s.i == digits || (s.b[digits] == '0' && s.i > digits+1) {
-		return 0, false
-	}
-	if s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '.', 'e', 'E':
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
-	return n, err == nil
 }

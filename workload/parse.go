@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec-counter/ec-counter/histories"
 	"github.com/ec-counter/ec-counter/internal/boundedfile"
+	"github.com/ec-counter/ec-counter/internal/jsonscan"
 )
 
 // MaxFileSize bounds the bytes of a workload file ParseFile reads:
@@ -363,35 +364,35 @@ func checkKeys(text []byte) error {
 // l, and reports whether it did. Any other line it leaves to decode, so
 // that both decode every line alike (FuzzParseLine compares them).
 func (l *fields) decodeFast(text []byte) bool {
-	s := scanner{b: text}
-	if !s.skip('{') {
+	s := jsonscan.New(text)
+	if !s.Skip('{') {
 		return false
 	}
 	seen := 0
 	for first := true; ; first = false {
-		if s.skip('}') {
+		if s.Skip('}') {
 			break
 		}
-		if !first && !s.skip(',') {
+		if !first && !s.Skip(',') {
 			return false
 		}
-		key, ok := s.str()
-		if !ok || !s.skip(':') {
+		key, ok := s.Str()
+		if !ok || !s.Skip(':') {
 			return false
 		}
 		bit := keyBit(string(key))
-		null := s.literal("null")
+		null := s.Literal("null")
 		switch bit {
 		case keyClient:
 			if !null {
 				var n int64
-				n, ok = s.int()
+				n, ok = s.Int()
 				l.client, l.hasClient = int(n), true
 			}
 		case keyF:
 			if !null {
 				var f []byte
-				f, ok = s.str()
+				f, ok = s.Str()
 				switch string(f) {
 				case histories.FGet:
 					l.f = histories.FGet
@@ -403,15 +404,15 @@ func (l *fields) decodeFast(text []byte) bool {
 			}
 		case keyValue:
 			if !null {
-				s.space()
-				start := s.i
-				_, ok = s.int()
-				l.value = text[start:s.i]
+				s.Space()
+				start := s.Pos()
+				_, ok = s.Int()
+				l.value = text[start:s.Pos()]
 			}
 		case keyAt:
 			if !null {
 				var at []byte
-				at, ok = s.str()
+				at, ok = s.Str()
 				l.at = string(at)
 			}
 		default:
@@ -422,8 +423,7 @@ func (l *fields) decodeFast(text []byte) bool {
 		}
 		seen |= bit
 	}
-	s.space()
-	return s.i == len(s.b)
+	return s.AtEnd()
 }
 
 // request checks a decoded line and returns its request.
@@ -460,92 +460,4 @@ func (l *fields) request() (Request, error) {
 		req.At, req.HasAt = d, true
 	}
 	return req, nil
-}
-
-// scanner reads the JSON subset decodeFast accepts.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-func (s *scanner) peek() byte {
-	s.space()
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
-// skip consumes c, after white space, if it comes next.
-func (s *scanner) skip(c byte) bool {
-	if s.peek() != c {
-		return false
-	}
-	s.i++
-	return true
-}
-
-// literal consumes word (null) if it comes next.
-func (s *scanner) literal(word string) bool {
-	s.space()
-	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
-		return false
-	}
-	s.i += len(word)
-	return true
-}
-
-// str scans a string of printable ASCII without escapes, and returns its
-// contents.
-func (s *scanner) str() ([]byte, bool) {
-	if !s.skip('"') {
-		return nil, false
-	}
-	start := s.i
-	for ; s.i < len(s.b); s.i++ {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], true
-		case c < 0x20 || c >= 0x7f || c == '\\':
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
-// int scans a JSON number that is an integer in int64's range, written
-// -?(0|[1-9][0-9]*).
-func (s *scanner) int() (int64, bool) {
-	s.space()
-	start := s.i
-	if s.i < len(s.b) && s.b[s.i] == '-' {
-		s.i++
-	}
-	digits := s.i
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
-	}
-	if s.i == digits || (s.b[digits] == '0' && s.i > digits+1) {
-		return 0, false
-	}
-	if s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '.', 'e', 'E':
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
-	return n, err == nil
 }
