@@ -1,4 +1,4 @@
-// Package checker decides whether an ec-counter history is valid (README "Checks").
+// Package checker decides whether an ec-counter history is valid (docs/histories-and-checks.md "Checks").
 //
 // Check runs five checks over a history and returns a Result, which encodes
 // as the run's results.json:
@@ -110,7 +110,7 @@ type NamedVerdict struct {
 }
 
 // Verdicts returns every check's verdict in the order the checks run and
-// are reported (README "Checks"): the one list of the checks, which every
+// are reported (docs/histories-and-checks.md "Checks"): the one list of the checks, which every
 // caller that shows or counts them iterates.
 func (r *Result) Verdicts() []NamedVerdict {
 	ptrs := r.Checks.verdicts()
@@ -321,7 +321,7 @@ func malformed(err *historyError) Result {
 		Check:    checkHistory,
 		Message:  "The history cannot be checked: " + err.Error() + ".",
 		Ops:      []OpRef{},
-		Expected: "a well-formed history (README, \"Histories\")",
+		Expected: "a well-formed history (docs/histories-and-checks.md \"Histories\")",
 	}
 	if err.op != nil {
 		a.Ops = append(a.Ops, *err.op)

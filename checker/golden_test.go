@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the summary sections of testdat
 // A case file is a txtar archive: its comment says what the history shows,
 // then two sections follow:
 //
-//	-- history.jsonl --  the history, JSON Lines (README "Histories")
+//	-- history.jsonl --  the history, JSON Lines (docs/histories-and-checks.md "Histories")
 //	-- summary --        what WriteSummary writes for it: the verdict,
 //	                     each check's verdict and its first anomalies
 func TestGoldenVerdicts(t *testing.T) {

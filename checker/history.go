@@ -115,7 +115,7 @@ type historyError struct {
 func (e *historyError) Error() string { return e.msg }
 
 // Validate reports the first reason why ops is not a well-formed history
-// (README "Histories") that the checkers can decide on: indices that are not dense,
+// (docs/histories-and-checks.md "Histories") that the checkers can decide on: indices that are not dense,
 // ops out of time order, a completion without an invoke, a second invoke by
 // a process whose op is still pending, an unknown client f, a missing node,
 // a value that is not an integer where one is required (an ok set must also

@@ -6,7 +6,7 @@ import (
 )
 
 // Validity is a checker's verdict. It encodes in JSON as true (valid), false
-// (invalid) or "unknown", the values results.json uses (README "Store layout"). The zero
+// (invalid) or "unknown", the values results.json uses (docs/store-and-exit-codes.md "Store layout"). The zero
 // Validity is Unknown.
 type Validity uint8
 

@@ -40,7 +40,7 @@ type CampaignOptions struct {
 	Parallel int // runs at once; 1 if less
 	// Shard and Shards, when Shards > 0, run only the Shard-th (from 1) of
 	// Shards contiguous slices of the campaign's seeds, so that Shards
-	// machines together run the campaign once (README "Campaigns and CI").
+	// machines together run the campaign once (docs/campaigns-and-ci.md "Campaigns and CI").
 	Shard, Shards int
 }
 

@@ -34,13 +34,13 @@ type cluster struct {
 	procs map[string]*process // by node name; nil entry: not running
 
 	// disks holds each node's power-loss file system, when the data
-	// directories sit on one (README "Crash: power loss"); mounts is the
+	// directories sit on one (docs/faults.md "Crash: power loss"); mounts is the
 	// directory of their mountpoints.
 	disks  map[string]*crashfs.FS
 	mounts string
 	logf   func(format string, args ...any) // the run's log; nil in tests
 	// afterRestart, if set, runs once a restarted node is ready: the run
-	// reads it there (README "Faults: the nemesis").
+	// reads it there (docs/faults.md "Faults: the nemesis").
 	afterRestart func(ctx context.Context, node string)
 	// gates holds each node's clients back while it restarts, until
 	// afterRestart has read it: a client's set must not reach a node that
@@ -351,7 +351,7 @@ func (c *cluster) owned(ctx context.Context, p *process) error {
 }
 
 // readyMembers is how many members each node of an n-node cluster must
-// see before the clients start (README "ec-counter test"): all of them up
+// see before the clients start (docs/cli.md "ec-counter test"): all of them up
 // to 10 nodes; beyond, a majority, which already makes the cluster one
 // (any two majorities share a node) without waiting for n² views, which
 // gossip completes while the clients run.

@@ -45,7 +45,7 @@ type Config struct {
 	// NemesisInterval is about how long each fault lasts, and each clean
 	// stretch between faults.
 	NemesisInterval time.Duration `json:"nemesis_interval,omitempty"`
-	// Script is a scripted schedule (README "Scripted schedules"), used
+	// Script is a scripted schedule (docs/faults.md "Scripted schedules"), used
 	// instead of Nemesis. The run stores it as schedule.txt.
 	Script string `json:"-"`
 	// NemesisSchedule names the file Script was read from, for the record.
@@ -62,7 +62,7 @@ type Config struct {
 	// workload.ValuesSmall.
 	Values string `json:"values"`
 	// Workload, when not nil, is what the clients send instead of the
-	// seeded plan (README "Scripted workloads"); it fixes Clients and
+	// seeded plan (docs/workloads.md "Scripted workloads"); it fixes Clients and
 	// Requests. The run stores it as workload.jsonl.
 	Workload workload.Workload `json:"-"`
 	// WorkloadFile names the file Workload was read from, for the record.
@@ -72,7 +72,7 @@ type Config struct {
 	// makes, else loopback).
 	Net string `json:"net"`
 	// Hosts, when not nil, runs the nodes on SSH hosts, one per entry
-	// (README "Nodes on SSH hosts"): Net is then NetHosts, and the nodes
+	// (docs/ssh-hosts.md "Nodes on SSH hosts"): Net is then NetHosts, and the nodes
 	// run on the first Nodes entries.
 	Hosts *lab.HostsFile `json:"hosts,omitempty"`
 	// HostsFile names the file Hosts was read from, for the replay.
@@ -92,7 +92,7 @@ type Config struct {
 	Progress io.Writer `json:"-"`
 }
 
-// The networks a run can use (README "Networks: the lab and loopback").
+// The networks a run can use (docs/networks.md "Networks: the lab and loopback").
 const (
 	NetAuto     = "auto"     // the lab where it can be built, else loopback
 	NetLab      = "lab"      // every node in a network namespace; faults by the kernel
@@ -100,7 +100,7 @@ const (
 	NetHosts    = "hosts"    // every node on an SSH host (Config.Hosts); faults by nftables there
 )
 
-// The disks a run's data directories can sit on (README "Crash: power loss").
+// The disks a run's data directories can sit on (docs/faults.md "Crash: power loss").
 const (
 	DiskAuto  = "auto"  // lazy when the nemesis can crash a node, else plain
 	DiskPlain = "plain" // the run directory's own file system
@@ -108,7 +108,7 @@ const (
 	DiskTorn  = "torn"  // lazy, and a crash keeps a random prefix of each file's unsynced writes
 )
 
-// Bounds on the sizes a user can give (README "ec-counter test").
+// Bounds on the sizes a user can give (docs/cli.md "ec-counter test").
 const (
 	MaxRequests      = 1_000_000  // per client
 	MaxTotalRequests = 10_000_000 // over all clients: the plan and history stay in memory
@@ -306,11 +306,10 @@ func (c *Config) checkNetworkFaults(s nemesis.Schedule) error {
 	return fmt.Errorf("%w: the nemesis asks for network faults (partitions, delay or loss), which the loopback "+
 		"network injects through each node's admin API, but --node-cmd does not pass {admin_token_file}, so the "+
 		"nodes have none; use --net lab (kernel faults for any node binary; 'ec-counter doctor' says whether this "+
-		"machine can build it) or give the node the admin API (README \"Admin API\")", ErrFaultsUnsupported)
+		"machine can build it) or give the node the admin API (docs/node.md \"Admin API (fault injection)\")", ErrFaultsUnsupported)
 }
 
-// checkHosts refuses, on SSH hosts, the faults they cannot take (README
-// "Nodes on SSH hosts"): crash (no power-loss file system there), and
+// checkHosts refuses, on SSH hosts, the faults they cannot take (docs/ssh-hosts.md "Nodes on SSH hosts"): crash (no power-loss file system there), and
 // network faults between two nodes that share an address, which rules by
 // address cannot tell apart.
 func (c *Config) checkHosts(s nemesis.Schedule) error {

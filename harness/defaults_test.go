@@ -47,6 +47,17 @@ func TestUseDefaultFaults(t *testing.T) {
 		t.Errorf("SSH hosts: %v, left out %v", cfg.Nemesis, cfg.NemesisLeftOut)
 	}
 
+	// One node: no partition, and no link between nodes to delay.
+	cfg = Defaults()
+	cfg.Nodes = 1
+	cfg.UseDefaultFaults()
+	if slices.Contains(cfg.Nemesis, "partition") || cfg.NemesisLeftOut["partition"] == "" || !slices.Contains(cfg.Nemesis, "kill") {
+		t.Errorf("one node: %v, left out %v", cfg.Nemesis, cfg.NemesisLeftOut)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("one node's default faults are refused: %v", err)
+	}
+
 	// A plain disk cannot crash.
 	cfg = Defaults()
 	cfg.Disk = DiskPlain

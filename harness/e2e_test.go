@@ -501,7 +501,7 @@ func testInterruptedHarness(t *testing.T, sig syscall.Signal) {
 	}
 	if sig == syscall.SIGINT {
 		// The report waits for serve: an interrupted run's user is
-		// waiting for the prompt (README "Exit codes").
+		// waiting for the prompt (docs/store-and-exit-codes.md "Exit codes").
 		if _, err := os.Stat(filepath.Join(r, "report.html")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("an interrupted run wrote its report: %v", err)
 		}

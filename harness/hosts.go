@@ -13,8 +13,7 @@ import (
 	"github.com/ec-counter/ec-counter/runstore"
 )
 
-// openFleet connects to the run's SSH hosts (README "Nodes on SSH
-// hosts"), runs the preflight (a host that fails it refuses the run:
+// openFleet connects to the run's SSH hosts (docs/ssh-hosts.md "Nodes on SSH hosts"), runs the preflight (a host that fails it refuses the run:
 // lab.ErrPreflight, before any node starts), removes what dead runs
 // left there, and returns each node's addresses. sched is the run's
 // schedule: what it injects decides what the hosts must have.

@@ -155,7 +155,7 @@ func defaultKinds() []string {
 }
 
 // UseDefaultFaults sets Nemesis to the fault kinds a run injects when its
-// user named none (README "Faults: the nemesis"): every kind of --nemesis
+// user named none (docs/faults.md "Faults: the nemesis"): every kind of --nemesis
 // all, and crash, that this network can inject for these nodes, so that a
 // default run is never refused for a fault nobody asked for by name.
 // NemesisLeftOut records each kind left out and why. Call it once the
@@ -188,10 +188,18 @@ func (cfg *Config) UseDefaultFaults() {
 	case !fuseUsable():
 		leave("/dev/fuse cannot be opened here, and the power-loss file system needs it", nemesis.FCrash)
 	}
+	nodes := nodeNames(max(cfg.Nodes, 1))
 	for _, k := range defaultKinds() {
-		if _, out := cfg.NemesisLeftOut[k]; !out {
-			cfg.Nemesis = append(cfg.Nemesis, k)
+		if _, out := cfg.NemesisLeftOut[k]; out {
+			continue
 		}
+		// A kind the cluster cannot take (a partition of one node) is
+		// left out too, in the nemesis's own words.
+		if _, err := nemesis.Generate(cfg.Seed, []string{k}, time.Second, time.Minute, nodes); err != nil {
+			leave(err.Error(), k)
+			continue
+		}
+		cfg.Nemesis = append(cfg.Nemesis, k)
 	}
 	if len(cfg.NemesisLeftOut) == 0 {
 		cfg.NemesisLeftOut = nil

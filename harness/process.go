@@ -40,7 +40,7 @@ var placeholder = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 // expandTemplate splits a command template into words (single and double
 // quotes and backslashes as in a shell) and substitutes the placeholders of
-// README "Testing your own implementation" in each word. An unknown
+// docs/node.md "Testing your own implementation: --node-cmd" in each word. An unknown
 // {placeholder} is an error, so a typo
 // does not reach the node as a literal.
 func expandTemplate(tmpl string, vars map[string]string) ([]string, error) {

@@ -374,8 +374,7 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 	}
 
 	phase = time.Now()
-	// Check the history as it is on disk, in one streaming pass (README
-	// "Checks"): what a later "ec-counter check" of the run would find.
+	// Check the history as it is on disk, in one streaming pass (docs/histories-and-checks.md "Checks"): what a later "ec-counter check" of the run would find.
 	k, err := checkFile(ctx, r.run.File(runstore.HistoryFile))
 	if err != nil {
 		return nil, fmt.Errorf("read back history: %w", err)
@@ -501,8 +500,7 @@ func (r *runner) runClients(ctx context.Context, cl *cluster, rec *recorder) err
 	var wg sync.WaitGroup
 	errs := make(chan error, r.cfg.Clients+1)
 	if len(r.cfg.Workload) == 0 {
-		// The run keeps the seeded workload its clients send (README
-		// "Scripted workloads"), written while they send it.
+		// The run keeps the seeded workload its clients send (docs/workloads.md "Scripted workloads"), written while they send it.
 		wg.Go(func() {
 			err := atomicfile.WriteFile(r.run.File(runstore.WorkloadFile), 0o644, func(w io.Writer) error {
 				return workload.EncodeRoundRobin(ctxWriter{ctx, w}, plans)

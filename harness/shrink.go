@@ -27,8 +27,7 @@ import (
 	"github.com/ec-counter/ec-counter/workload"
 )
 
-// ShrinkOptions says how hard Shrink tries (README "Shrinking a failing
-// run").
+// ShrinkOptions says how hard Shrink tries (docs/shrinking.md "Shrinking a failing run").
 type ShrinkOptions struct {
 	// Budget bounds the whole search, the final reproduction included
 	// (default 10 minutes).
@@ -128,7 +127,7 @@ type shrinker struct {
 }
 
 // Shrink looks for a smaller test case that fails the same check as the
-// stored invalid run at dir (README "Shrinking a failing run"): with the
+// stored invalid run at dir (docs/shrinking.md "Shrinking a failing run"): with the
 // same configuration (node command, bug, network, seed), it removes fault
 // steps, shortens fault windows, and removes clients, nodes and requests,
 // by delta debugging, keeping each reduction only while the candidate

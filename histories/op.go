@@ -16,7 +16,7 @@ import (
 // Type is an operation's type: invoke, or one of the three completions.
 type Type string
 
-// The operation types of README "Histories".
+// The operation types of docs/histories-and-checks.md "Histories".
 const (
 	Invoke Type = "invoke" // a request was sent
 	OK     Type = "ok"     // it definitely happened
@@ -50,8 +50,7 @@ const Nemesis Process = -1
 
 // NotInstalled begins the error of a nemesis op that the network failed
 // to carry out on some nodes, e.g. "not installed: n2 (...)": a fault asked
-// for and not injected, so the run cannot be judged valid (README
-// "Faults: the nemesis"). A node the loopback network could not reach
+// for and not injected, so the run cannot be judged valid (docs/faults.md "Faults: the nemesis"). A node the loopback network could not reach
 // because it was down is "unreachable: n2" instead.
 const NotInstalled = "not installed"
 

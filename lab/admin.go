@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	// adminPath is the node's fault-injection endpoint (README "Admin API").
+	// adminPath is the node's fault-injection endpoint (docs/node.md "Admin API (fault injection)").
 	adminPath = "/v1/admin/faults"
 	// adminTimeout bounds one PUT: a node that does not answer within it
 	// is recorded as unreachable.

@@ -28,7 +28,7 @@ import (
 	"github.com/ec-counter/ec-counter/api"
 )
 
-// Fleet is one run's SSH hosts (README "Nodes on SSH hosts"): one node per
+// Fleet is one run's SSH hosts (docs/ssh-hosts.md "Nodes on SSH hosts"): one node per
 // entry of the hosts file. Everything a run puts on a host is tagged with
 // the run's tag, ecc_<12 hex digits>: its directory <dir>/<tag>, its lock
 // files <dir>/<tag>.<node>.lock, its nftables tables inet <tag>_<node>, and
@@ -69,7 +69,7 @@ func (h *fleetHost) runDir(tag string) string { return path.Join(h.dir, tag, h.n
 func (h *fleetHost) table(tag string) string { return tag + "_" + h.node }
 
 // ErrPreflight marks a run refused because a host is not fit for it
-// (README "Nodes on SSH hosts"): a usage error, reported before any node
+// (docs/ssh-hosts.md "Nodes on SSH hosts"): a usage error, reported before any node
 // starts.
 var ErrPreflight = errors.New("a host failed the preflight")
 
@@ -498,8 +498,7 @@ func (e *nftRefused) Error() string   { return e.err.Error() }
 func (e *nftRefused) Unwrap() error   { return e.err }
 func (e *nftRefused) Unchanged() bool { return true }
 
-// SetFaults replaces node's share of the network faults with fs (README
-// "Admin API" body): one nft -f on its host, atomic, replacing the
+// SetFaults replaces node's share of the network faults with fs (docs/node.md "Admin API (fault injection)" body): one nft -f on its host, atomic, replacing the
 // node's table: "in" faults in a chain on the input hook, by the peer's
 // source address, "out" faults on the output hook, by its destination.
 // Loss is nftables numgen; delay and jitter go to the host's delayer

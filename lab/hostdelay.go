@@ -22,8 +22,7 @@ type hostDelays struct {
 	Out map[string]api.DirFaults `json:"out,omitempty"` // on packets to the peer
 }
 
-// ServeDelays is the delayer of one node on an SSH host (README "Nodes on
-// SSH hosts"), run there by the harness as `ec-counter host-delayer`. It
+// ServeDelays is the delayer of one node on an SSH host (docs/ssh-hosts.md "Nodes on SSH hosts"), run there by the harness as `ec-counter host-delayer`. It
 // makes nftables table ip <table> whose input and output chains send the
 // node's delayed links (addr is the node's address) to netfilter queue
 // num, where the same delayer as the lab's holds each packet for its

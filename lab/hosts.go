@@ -18,7 +18,7 @@ import (
 	"github.com/ec-counter/ec-counter/internal/boundedfile"
 )
 
-// HostsFile is a hosts file (README "Nodes on SSH hosts"): the machines
+// HostsFile is a hosts file (docs/ssh-hosts.md "Nodes on SSH hosts"): the machines
 // nodes run on, one node per entry, reached over SSH.
 type HostsFile struct {
 	// Hosts lists one node each, in cluster order (n1 on the first).
@@ -45,7 +45,7 @@ type HostSpec struct {
 	Nft                   string `toml:"nft" json:"nft"`                 // the nft command on the host, default "nft"
 }
 
-// Defaults of a host entry (README "Nodes on SSH hosts").
+// Defaults of a host entry (docs/ssh-hosts.md "Nodes on SSH hosts").
 const (
 	DefaultSSHPort    = 22
 	DefaultHTTPPort   = 8080

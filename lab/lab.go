@@ -321,7 +321,7 @@ func (l *Lab) Close() error {
 func (l *Lab) InNode() bool { return false }
 
 // SetFaults replaces node's share of the network faults with fs, the admin
-// API's fault set (README "Admin API"): "in" faults act on traffic from a
+// API's fault set (docs/node.md "Admin API (fault injection)"): "in" faults act on traffic from a
 // peer to node, "out" faults on traffic from node to a peer, both as rules
 // on the router; delay and jitter by the delayer. It is atomic: either the
 // whole share is in force afterwards, or the old one still is.

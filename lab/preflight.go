@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Preflight limits (README "Nodes on SSH hosts").
+// Preflight limits (docs/ssh-hosts.md "Nodes on SSH hosts").
 const (
 	MaxClockSkew = 5 * time.Second // node logs and the history must line up
 	MinFreeDisk  = 256 << 20       // bytes free in the host's dir
@@ -473,8 +473,7 @@ type CleanupReport struct {
 	Err     error
 }
 
-// Cleanup removes what dead runs left on every host of hf (README "Nodes
-// on SSH hosts"): never anything of a run that is still alive.
+// Cleanup removes what dead runs left on every host of hf (docs/ssh-hosts.md "Nodes on SSH hosts"): never anything of a run that is still alive.
 func Cleanup(ctx context.Context, hf *HostsFile) []CleanupReport {
 	reps := make([]CleanupReport, len(hf.Hosts))
 	var wg sync.WaitGroup

@@ -392,7 +392,7 @@ type CrashLoss struct {
 	Entries int   `json:"entries"`
 }
 
-// crashValue is a crash op's value (README "Histories"): the nodes crashed
+// crashValue is a crash op's value (docs/histories-and-checks.md "Histories"): the nodes crashed
 // and what each lost.
 type crashValue struct {
 	Nodes []string             `json:"nodes"`

@@ -583,7 +583,7 @@ func TestRunRejectsBadSchedule(t *testing.T) {
 	}
 }
 
-// TestRecordTo checks the ops as the history holds them (README "Histories"): a
+// TestRecordTo checks the ops as the history holds them (docs/histories-and-checks.md "Histories"): a
 // partition's value is its grudge, a process action's the nodes acted on,
 // a link fault's the fault; problems are the op's error.
 func TestRecordTo(t *testing.T) {

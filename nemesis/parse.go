@@ -13,7 +13,7 @@ import (
 )
 
 // ParseSchedule reads a scripted schedule in the format of SCHEDULE.md
-// (README "Scripted schedules") for a cluster of nodes. Symbolic
+// (docs/faults.md "Scripted schedules") for a cluster of nodes. Symbolic
 // targets (one, minority, majority, all) and unspecified partition choices
 // are resolved here, with random choices drawn from seed, so the returned
 // schedule is concrete: its String reads back as the same schedule.

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The nemesis's history fs (README "Histories"), which are also the actions of a
+// The nemesis's history fs (docs/histories-and-checks.md "Histories"), which are also the actions of a
 // schedule's steps.
 const (
 	FStartPartition = "start-partition" // cut the network (Step.Partition)

@@ -54,7 +54,7 @@ type Config struct {
 	ProbeInterval    time.Duration // memberlist failure detection interval
 	RejoinInterval   time.Duration // how often to re-join peers not seen alive
 	// NoEagerPush leaves a client's set to gossip alone, instead of also
-	// sending it at once to a few members (README "ec-counter node").
+	// sending it at once to a few members (docs/node.md "The node: command line, HTTP API and admin API").
 	NoEagerPush bool
 
 	// Logger receives the node's logs, memberlist's included. Nil means
@@ -114,7 +114,7 @@ func (c Config) settings() (*settings, error) {
 	// The defaults suit up to scaleNodes nodes; a larger cluster of
 	// processes sharing a few cores gossips, probes and syncs in proportion
 	// less often, or its probes time out under load and healthy members are
-	// declared dead (README "ec-counter node").
+	// declared dead (docs/node.md "The node: command line, HTTP API and admin API").
 	scale := time.Duration(max(1, (len(s.peers)+1+scaleNodes-1)/scaleNodes))
 	for _, d := range []struct {
 		name string

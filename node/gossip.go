@@ -86,7 +86,7 @@ func (d *delegate) merge(b []byte, via string) {
 // A value a client set on this node (fromSet) is also sent at once to up
 // to eagerFanout other members, chosen at random: gossip piggybacks on its
 // rounds and misses some, which made the slowest of sets wait for a
-// push/pull (README "ec-counter node"). Values merged from peers are only
+// push/pull (docs/node.md "The node: command line, HTTP API and admin API"). Values merged from peers are only
 // gossiped, or every node would send every value to every other.
 func (d *delegate) broadcast(v int64, fromSet bool) {
 	msg := encodeValue(v)

@@ -17,12 +17,11 @@ import (
 
 // Request body limits.
 const (
-	maxSetBody    = 4 << 10  // POST /v1/counter, README "ec-counter node"
+	maxSetBody    = 4 << 10  // POST /v1/counter, docs/node.md "The node: command line, HTTP API and admin API"
 	maxFaultsBody = 64 << 10 // PUT /v1/admin/faults
 )
 
-// handler returns the node's HTTP handler: the API of README "ec-counter
-// node" and "Admin API". Each path also has a pattern without a method,
+// handler returns the node's HTTP handler: the API of docs/node.md "The node: command line, HTTP API and admin API" and "Admin API". Each path also has a pattern without a method,
 // which answers every other method 405 with its Allow header and a JSON
 // error (ServeMux's own 405 is plain text), and "/" answers every other
 // path 404 with a JSON error.

@@ -378,7 +378,7 @@ func decodeNemesis(v json.RawMessage) nemesisValue {
 	}
 	if len(v) == 0 || json.Unmarshal(v, &nv) != nil {
 		nv = nemesisValue{}
-		// A bare grudge, as in README "Histories"'s example.
+		// A bare grudge, as in docs/histories-and-checks.md "Histories"'s example.
 		var g map[string][]string
 		if json.Unmarshal(v, &g) == nil {
 			nv.Grudge = g

@@ -199,7 +199,7 @@ func newView(r *Stored) *view {
 	return v
 }
 
-// checkRows lists each check's verdict, in the order of README "Checks".
+// checkRows lists each check's verdict, in the order of docs/histories-and-checks.md "Checks".
 func checkRows(res *checker.Result) []checkRow {
 	var rows []checkRow
 	for _, c := range res.Verdicts() {

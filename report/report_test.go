@@ -245,7 +245,7 @@ func TestNemesisWindows(t *testing.T) {
 	}
 }
 
-// TestNemesisValues reads the values the nemesis records (README "Histories"): a
+// TestNemesisValues reads the values the nemesis records (docs/histories-and-checks.md "Histories"): a
 // bare grudge, a link fault, a bare node list; problems in the op's error.
 func TestNemesisValues(t *testing.T) {
 	nem := func(i int64, f, v, err string) histories.Op {

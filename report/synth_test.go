@@ -93,7 +93,7 @@ func (s synth) history() []histories.Op {
 	faultOn := false
 	step := 0
 	var faultNode int
-	var faultValue any // the value of the fault's start op, and of its stop op (README "Histories")
+	var faultValue any // the value of the fault's start op, and of its stop op (docs/histories-and-checks.md "Histories")
 	nemesis := func(now int64) {
 		if !s.faults {
 			return

@@ -50,7 +50,7 @@ func (r *Stored) WriteText(w io.Writer) error {
 	}
 	line("replay", info.Replay)
 	if r.Dir != "" {
-		// A shrunk case (README "Shrinking a failing run").
+		// A shrunk case (docs/shrinking.md "Shrinking a failing run").
 		summary := filepath.Join(r.Dir, runstore.ShrinkDir, runstore.ShrinkSummaryFile)
 		data, err := boundedfile.ReadFile(summary, maxShrinkSummary)
 		for l := range strings.Lines(string(data)) {

@@ -16,8 +16,7 @@ func Latest(root string) string {
 	return target
 }
 
-// Discard removes dir, a run that was refused before anything ran (README
-// "Exit codes": 254, like a bad flag, stores nothing), and points
+// Discard removes dir, a run that was refused before anything ran (docs/store-and-exit-codes.md "Exit codes": 254, like a bad flag, stores nothing), and points
 // root/latest back at prev, as Latest returned it before Create (or
 // removes root/latest if prev is ""), unless a later run moved it since.
 func Discard(root string, dir RunDir, prev string) error {

@@ -19,7 +19,7 @@ const (
 	maxResultsSize = 64 << 20
 )
 
-// Record is run.json (README "Store layout"): written by the harness when a
+// Record is run.json (docs/store-and-exit-codes.md "Store layout"): written by the harness when a
 // run starts and again when it ends, read by reports, listings and replays.
 // Readers tolerate fields they do not know and records cut short by a crash
 // of the harness (no End, no Timings).
@@ -44,10 +44,9 @@ type Record struct {
 	NemesisUnused []string `json:"nemesis_unused,omitempty"`
 	Interrupted   bool     `json:"interrupted,omitempty"`
 	Network       string   `json:"network,omitempty"` // lab or loopback
-	Disk          string   `json:"disk,omitempty"`    // plain, lazy or torn (README "Crash: power loss")
+	Disk          string   `json:"disk,omitempty"`    // plain, lazy or torn (docs/faults.md "Crash: power loss")
 	Lab           *Lab     `json:"lab,omitempty"`
-	// HostsTag is the run's tag on its SSH hosts (README "Nodes on SSH
-	// hosts"): its files, lock, nftables tables and processes there.
+	// HostsTag is the run's tag on its SSH hosts (docs/ssh-hosts.md "Nodes on SSH hosts"): its files, lock, nftables tables and processes there.
 	HostsTag string `json:"hosts_tag,omitempty"`
 }
 

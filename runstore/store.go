@@ -1,5 +1,4 @@
-// Package runstore owns the run store: the layout of a run directory (README
-// "Store layout"), creating a run, listing and finding runs, and run.json,
+// Package runstore owns the run store: the layout of a run directory (docs/store-and-exit-codes.md "Store layout"), creating a run, listing and finding runs, and run.json,
 // the one record a run writes and every reader loads.
 package runstore
 
@@ -12,10 +11,10 @@ import (
 	"time"
 )
 
-// The files and directories of a run directory (README "Store layout").
+// The files and directories of a run directory (docs/store-and-exit-codes.md "Store layout").
 const (
 	RecordFile  = "run.json"      // the run's Record
-	HistoryFile = "history.jsonl" // the history (README "History format")
+	HistoryFile = "history.jsonl" // the history (docs/histories-and-checks.md "Histories")
 	ResultsFile = "results.json"  // the checkers' results
 	HarnessLog  = "harness.log"   // what the harness printed
 	ReportFile  = "report.html"   // the browsable report
@@ -23,7 +22,7 @@ const (
 	// ScheduleFile is a copy of the scripted schedule the run was given.
 	ScheduleFile = "schedule.txt"
 	// WorkloadFile is the workload the run's clients sent, one request a
-	// line (README "Scripted workloads").
+	// line (docs/workloads.md "Scripted workloads").
 	WorkloadFile = "workload.jsonl"
 	// ShrinkDir holds what "ec-counter shrink" found: the shrunk case's
 	// schedule.txt and workload.jsonl, its ShrinkSummaryFile, and run/,

@@ -26,7 +26,7 @@ func Plan(seed uint64, clients, requests int, values string) Workload {
 	return w
 }
 
-// The seeded workloads' set values (README "The workload").
+// The seeded workloads' set values (docs/workloads.md "The workload").
 const (
 	// ValuesBoundaries climbs from small values across the integer widths
 	// where implementations break: 2^31, 2^32 and 2^53.

@@ -1,6 +1,6 @@
 // Package workload is what a run's clients send: each client's requests,
 // in order, planned from the run's seed (Plan) or read from a JSON Lines
-// file (Parse, ParseFile), one request a line (README "Scripted workloads"):
+// file (Parse, ParseFile), one request a line (docs/workloads.md "Scripted workloads"):
 //
 //	{"client": 0, "f": "set", "value": 57}
 //	{"client": 1, "f": "get", "at": "1.5s"}
@@ -33,7 +33,7 @@ type Request struct {
 // its own requests in that order, one at a time; clients run side by side.
 type Workload []Request
 
-// Limits on a workload (README "Scripted workloads").
+// Limits on a workload (docs/workloads.md "Scripted workloads").
 const (
 	MaxClients  = 10_000
 	MaxRequests = 10_000_000 // over all clients

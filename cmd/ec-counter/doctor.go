@@ -21,7 +21,7 @@ func doctorCommand() *cli.Command {
 		Usage: "say what this machine can do: the lab (user and network namespaces, nftables, NFQUEUE), each fault kind on each network, chromium",
 		Description: "Builds a two-host lab and tries each kernel fault on real traffic, then prints which fault kinds\n" +
 			"each network can inject here and how to enable what is missing. Exits 0 if the lab works, 1 if not.",
-		Flags: []cli.Flag{hostsFlag("check the SSH hosts of `FILE` instead (README \"Nodes on SSH hosts\"): SSH, root or sudo, nftables, NFQUEUE, clock, disk, system; exits 1 if one fails")},
+		Flags: []cli.Flag{hostsFlag("check the SSH hosts of `FILE` instead (docs/ssh-hosts.md \"Nodes on SSH hosts\"): SSH, root or sudo, nftables, NFQUEUE, clock, disk, system; exits 1 if one fails")},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return usageError(fmt.Errorf("doctor takes no arguments, got %q", c.Args().Slice()))
@@ -110,7 +110,7 @@ func printFaultTable(labOK bool, why string) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FAULT\t--net loopback\t--net lab")
 	for _, kind := range []string{"partition", "delay", "loss"} {
-		fmt.Fprintf(tw, "%s\tonly nodes with the admin API (README \"Admin API\")\t%s\n", kind, labCell)
+		fmt.Fprintf(tw, "%s\tonly nodes with the admin API (docs/node.md \"Admin API (fault injection)\")\t%s\n", kind, labCell)
 	}
 	procCell := "yes"
 	if !labOK {
@@ -125,7 +125,7 @@ func printFaultTable(labOK bool, why string) {
 		fmt.Println("lab: works; `ec-counter test` uses it by default (--net auto)")
 	} else {
 		fmt.Println("lab: NOT available; `ec-counter test` falls back to --net loopback, where partitions, delay and loss")
-		fmt.Println("     need nodes with the admin API. To enable the lab, see the README's section \"Networks\".")
+		fmt.Println("     need nodes with the admin API. To enable the lab, see the section \"When the lab is not available\" of docs/networks.md.")
 	}
 }
 

@@ -100,7 +100,7 @@ func cleanupCommand() *cli.Command {
 			"harness holds its lock on the host; a live run is never touched, nor anything not tagged by a run.\n" +
 			"Exit code: 0 done, 1 a host could not be swept or something a dead run left could not be removed\n" +
 			"(each named), 254 bad usage.",
-		Flags: []cli.Flag{hostsFlag("the hosts `FILE` (README \"Nodes on SSH hosts\")")},
+		Flags: []cli.Flag{hostsFlag("the hosts `FILE` (docs/ssh-hosts.md \"Nodes on SSH hosts\")")},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 || c.String("hosts") == "" {
 				return usageError(fmt.Errorf("usage: ec-counter cleanup --hosts FILE"))

@@ -16,7 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Exit codes of README "Exit codes".
+// Exit codes of docs/store-and-exit-codes.md "Exit codes".
 const (
 	exitValid   = 0
 	exitInvalid = 1
@@ -91,7 +91,7 @@ func run() int {
 	return exitCode(app.Run(os.Args))
 }
 
-// interruptSignals are the signals that stop a command (README "Exit codes").
+// interruptSignals are the signals that stop a command (docs/store-and-exit-codes.md "Exit codes").
 var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 // onInterrupt makes every interrupt of a command end the same way: exit

@@ -50,7 +50,7 @@ func testCommand() *cli.Command {
 			&cli.StringFlag{Name: "workload", Usage: "send the requests of `FILE` (JSON Lines, one request a line, as a run's workload.jsonl) instead of the seeded ones; it fixes --clients and --requests"},
 			&cli.StringFlag{Name: "values", Value: d.Values, Usage: "set `VALUES` of the workload: boundaries (climb across 2^31, 2^32 and 2^53, where integer-width bugs show) or small (readable histories)"},
 			netFlag(),
-			&cli.StringFlag{Name: "hosts", Usage: "run the nodes on the SSH hosts of TOML `FILE`, one node per [[host]] (README \"Nodes on SSH hosts\"); faults by nftables there"},
+			&cli.StringFlag{Name: "hosts", Usage: "run the nodes on the SSH hosts of TOML `FILE`, one node per [[host]] (docs/ssh-hosts.md \"Nodes on SSH hosts\"); faults by nftables there"},
 			&cli.StringFlag{Name: "disk", Value: d.Disk, Usage: "`DISK` under the nodes' data directories: plain, lazy (a power-loss file system: a crash loses what was not fsynced), torn (lazy, and a crash keeps a random prefix of each file's unsynced writes), or auto (lazy when the nemesis can crash)"},
 			&cli.StringFlag{Name: "node-cmd", Value: d.NodeCmd, Usage: "node command `TEMPLATE` with {name} {http} {gossip} {peers} {peer_http} {data_dir} {admin_token_file} ({self}: this binary)"},
 		},

@@ -1,5 +1,5 @@
 // Package labhosts brings up test hosts on this machine for tests of SSH
-// hosts (README "Nodes on SSH hosts"), with scripts/lab-hosts.sh: network
+// hosts (docs/ssh-hosts.md "Nodes on SSH hosts"), with scripts/lab-hosts.sh: network
 // namespaces on a bridge, each running Debian's openssh-server.
 package labhosts
 

@@ -1,5 +1,5 @@
 // Command minimalnode is a second, independent implementation of the node
-// contract of README "ec-counter node", used to test --node-cmd. Instead of
+// contract of docs/node.md "The node: command line, HTTP API and admin API", used to test --node-cmd. Instead of
 // memberlist it synchronises by reading its peers' HTTP API ({peer_http})
 // every 50 ms and keeping the max.
 package main
