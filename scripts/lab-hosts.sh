@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Test hosts on this machine for `ec-counter test --hosts` (README "Nodes on
-# SSH hosts"): each host is a network namespace on a bridge, running Debian's
+# Test hosts on this machine for `ec-counter test --hosts` (docs/ssh-hosts.md
+# "Nodes on SSH hosts"): each host is a network namespace on a bridge, running Debian's
 # openssh-server with a key generated here.
 #
 #   scripts/lab-hosts.sh up N DIR [USER]  make N hosts; writes DIR/hosts.toml, which
