@@ -415,11 +415,21 @@ func (r *runner) execute(ctx context.Context) (*Outcome, error) {
 
 // lateSteps returns the steps of s timed at or after the client phase's
 // expected end: the nemesis stops when the clients do, so they never run.
+// Steps that only undo a fault (stop-partition, stop-link, restart,
+// resume) are not counted: the final heal does what they would.
 func lateSteps(s nemesis.Schedule, phase time.Duration) []nemesis.Step {
 	for i, st := range s {
-		if st.At >= phase {
-			return s[i:]
+		if st.At < phase {
+			continue
 		}
+		for _, late := range s[i:] {
+			switch late.Action {
+			case nemesis.FStopPartition, nemesis.FStopLink, nemesis.FRestart, nemesis.FResume:
+			default:
+				return s[i:]
+			}
+		}
+		return nil
 	}
 	return nil
 }
