@@ -148,12 +148,6 @@ func (cfg *Config) expectedClientPhase() time.Duration {
 // NemesisNone is --nemesis none: a run without faults.
 const NemesisNone = "none"
 
-// defaultKinds are the kinds a run injects when none are named, as far as
-// its network can inject them for its nodes (Config.UseDefaultFaults).
-func defaultKinds() []string {
-	return []string{"partition", "delay", "loss", nemesis.FKill, nemesis.FPause, nemesis.FCrash}
-}
-
 // UseDefaultFaults sets Nemesis to the fault kinds a run injects when its
 // user named none (docs/faults.md "Faults: the nemesis"): every kind of --nemesis
 // all, and crash, that this network can inject for these nodes, so that a
@@ -189,7 +183,7 @@ func (cfg *Config) UseDefaultFaults() {
 		leave("/dev/fuse cannot be opened here, and the power-loss file system needs it", nemesis.FCrash)
 	}
 	nodes := nodeNames(max(cfg.Nodes, 1))
-	for _, k := range defaultKinds() {
+	for _, k := range nemesis.DefaultKinds() {
 		if _, out := cfg.NemesisLeftOut[k]; out {
 			continue
 		}

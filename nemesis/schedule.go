@@ -277,6 +277,11 @@ func NetworkKinds(kinds []string) bool {
 // allKinds is what --nemesis all means.
 func allKinds() []string { return []string{"partition", "delay", "loss", FKill, FPause} }
 
+// DefaultKinds are the kinds a run injects when its user names none: every
+// kind of all, and crash; the harness leaves out those its network cannot
+// inject for its nodes.
+func DefaultKinds() []string { return append(allKinds(), FCrash) }
+
 // expandKinds turns user-facing kinds into the window kinds Generate draws
 // from: "link" into delay and loss; they are checked against the cluster
 // size.
