@@ -43,7 +43,7 @@ func TestLiveLine(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("in a pipe: exit %d\n%s", code, piped)
 	}
-	if strings.Contains(piped, "\033[K") || strings.Contains(piped, "\r") || strings.Contains(piped, "faults: ") {
+	if strings.Contains(piped, "\033[K") || strings.Contains(piped, "\r") || strings.Contains(piped, "ops: ") {
 		t.Errorf("in a pipe, the output has a live line:\n%q", piped)
 	}
 }
